@@ -1,0 +1,1 @@
+"""Device profiles (Raspberry Pi, Jetson, x86), bundles and deployment (``edge_infer.devices``)."""

@@ -1,0 +1,65 @@
+"""Domain errors, turned into one-line messages with an exit status at the CLI boundary.
+
+Two families, following the CLI's contract:
+
+* :class:`UsageError` (exit status 2): what the user passed is wrong: a missing file, a file that
+  is not an ONNX model, an unknown provider, an input whose name, shape or dtype does not fit.
+* :class:`EdgeInferError` itself and its other subclasses (exit status 1): a correct request that
+  failed while running: onnxruntime rejected the graph, a strict provider is not usable, a write
+  failed.
+
+Every message is one sentence that names the bad value, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+
+class EdgeInferError(Exception):
+    """Base class; a failure while doing what was asked (exit status 1)."""
+
+    exit_code = 1
+
+
+class UsageError(EdgeInferError):
+    """What the user passed is wrong (exit status 2)."""
+
+    exit_code = 2
+
+
+class ModelFileError(UsageError):
+    """The model path is missing, unreadable, truncated, or not an ONNX model."""
+
+
+class InputError(UsageError):
+    """An input does not fit the model's signature, or cannot be read."""
+
+
+class UnknownNameError(UsageError):
+    """A name typed by the user (provider, format, loader) is not one we know."""
+
+    def __init__(self, kind: str, name: str, known: list[str] | tuple[str, ...]) -> None:
+        self.kind, self.name, self.known = kind, name, list(known)
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(self.known)}")
+
+
+class ProviderUnavailableError(EdgeInferError):
+    """A requested execution provider is not usable and fallback was refused (``--strict``)."""
+
+
+class ExtraMissingError(UsageError):
+    """An optional dependency is missing; says which extra installs it."""
+
+    def __init__(self, what: str, extra: str, module: str) -> None:
+        self.extra, self.module = extra, module
+        super().__init__(
+            f"{what} needs the {module!r} module from the {extra} extra: "
+            f"pip install 'edge-infer[{extra}]'"
+        )
+
+
+class ModelRunError(EdgeInferError):
+    """onnxruntime failed to create a session or to run the model."""
+
+
+class ProviderFallbackWarning(UserWarning):
+    """A requested execution provider is not available; the model runs on another one."""

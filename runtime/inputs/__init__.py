@@ -1,0 +1,16 @@
+"""Input loaders: turn ``edge-infer run`` arguments into one batched feed.
+
+A registry keyed by file suffix (``.npy``, ``.npz``, ``.json``, ``.csv``, image suffixes,
+``.txt``), plus ``-`` for standard input, folders of images, and raw strings for models whose
+metadata carries a text vocabulary. Each argument becomes one or more samples; the samples of all
+arguments are concatenated into one batch, and every sample keeps a name for the results table.
+"""
+
+from __future__ import annotations
+
+from .base import LOADERS, Batch, LoadContext, load_inputs, register
+
+# Importing the modules registers their loaders.
+from . import arrays, images, text  # noqa: E402,F401
+
+__all__ = ["LOADERS", "Batch", "LoadContext", "load_inputs", "register"]

@@ -1,0 +1,141 @@
+"""The loader registry and the code that merges loaded samples into one batch."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable
+
+import numpy as np
+
+from ..errors import InputError, UnknownNameError
+from ..metadata import ImagePreprocess, ModelMetadata, TextPreprocess
+from ..signature import CastPolicy, Signature, format_shape
+
+
+@dataclass
+class Batch:
+    """Arrays keyed by input name (first axis: samples), a name per sample, the cast policy."""
+
+    arrays: dict[str, np.ndarray]
+    sources: list[str]
+    cast: CastPolicy = "safe"
+
+
+@dataclass
+class LoadContext:
+    """What loaders need to know about the model, and the user's overrides."""
+
+    signature: Signature
+    metadata: ModelMetadata
+    image: ImagePreprocess | None = None  # metadata merged with command-line overrides
+    stdin: IO[bytes] | None = None
+    samples_named: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> TextPreprocess | None:
+        pre = self.metadata.preprocess
+        return pre if isinstance(pre, TextPreprocess) else None
+
+
+Loader = Callable[[Path, LoadContext], Batch]
+LOADERS: dict[str, Loader] = {}
+
+
+def register(*suffixes: str) -> Callable[[Loader], Loader]:
+    """Register a loader for file suffixes (lower case, with the dot)."""
+    def wrap(fn: Loader) -> Loader:
+        for suffix in suffixes:
+            LOADERS[suffix] = fn
+        return fn
+    return wrap
+
+
+def known_suffixes() -> list[str]:
+    return sorted(LOADERS)
+
+
+def _one_argument(arg: str, ctx: LoadContext) -> Batch:
+    if arg == "-":
+        from .arrays import load_stdin
+
+        return load_stdin(ctx.stdin or sys.stdin.buffer, ctx)
+    path = Path(arg)
+    if path.is_dir():
+        from .images import load_folder
+
+        return load_folder(path, ctx)
+    if path.is_file():
+        loader = LOADERS.get(path.suffix.lower())
+        if loader is None:
+            raise UnknownNameError("input file type", path.suffix or path.name, known_suffixes())
+        return loader(path, ctx)
+    if ctx.text is not None:
+        from .text import encode_texts
+
+        return encode_texts([arg], [_short(arg)], ctx)
+    raise InputError(f"input {arg} does not exist; expected a file ({', '.join(known_suffixes())}),"
+                     " a folder of images, or '-' for standard input")
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def to_batched(ctx: LoadContext, name: str, array: np.ndarray) -> np.ndarray:
+    """Add the batch axis to a single sample, so samples from several files can be stacked."""
+    spec = ctx.signature.input(name)
+    if spec.shape is not None and array.ndim == len(spec.shape) - 1 and spec.batch_like:
+        return array[np.newaxis, ...]
+    return array
+
+
+def load_inputs(args: list[str], ctx: LoadContext) -> Batch:
+    """Load every argument and merge the samples into one batch."""
+    if not args:
+        raise InputError("no input given; pass a file, a folder of images, text, or '-'")
+    batches = [_one_argument(arg, ctx) for arg in args]
+    if len(batches) == 1:
+        return batches[0]
+    names = list(batches[0].arrays)
+    for arg, b in zip(args[1:], batches[1:]):
+        if list(b.arrays) != names:
+            raise InputError(f"input {arg} holds {', '.join(b.arrays)}, but {args[0]} holds "
+                             f"{', '.join(names)}; every input file must feed the same inputs")
+    merged: dict[str, np.ndarray] = {}
+    for name in names:
+        parts = [to_batched(ctx, name, b.arrays[name]) for b in batches]
+        shapes = {p.shape[1:] for p in parts}
+        if len(shapes) > 1:
+            listed = ", ".join(f"{a}: {list(p.shape)}" for a, p in zip(args, parts))
+            raise InputError(f"input {name!r}: the samples do not have one shape and cannot be "
+                             f"batched ({listed})")
+        merged[name] = np.concatenate(parts, axis=0)
+    sources = [s for b in batches for s in b.sources]
+    cast: CastPolicy = "literal" if any(b.cast == "literal" for b in batches) else "safe"
+    return Batch(merged, sources, cast)
+
+
+def sample_names(stem: str, ctx: LoadContext, arrays: dict[str, np.ndarray]) -> list[str]:
+    """``file.npy[0]``, ``file.npy[1]``... one per sample (a single sample keeps the bare name)."""
+    count = batch_count(ctx, arrays)
+    return [stem] if count == 1 else [f"{stem}[{i}]" for i in range(count)]
+
+
+def batch_count(ctx: LoadContext, arrays: dict[str, np.ndarray]) -> int:
+    for name, array in arrays.items():
+        try:
+            spec = ctx.signature.input(name)
+        except InputError:
+            continue
+        if spec.shape is None or not spec.batch_like:
+            return 1
+        if array.ndim == len(spec.shape) - 1:
+            return 1
+        return int(array.shape[0]) if array.ndim else 1
+    return 1
+
+
+def expected_shapes(ctx: LoadContext) -> str:
+    return ", ".join(f"{s.name} {format_shape(s.shape)}" for s in ctx.signature.inputs)

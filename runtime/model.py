@@ -1,0 +1,213 @@
+"""``Model``: one onnxruntime session, created once, with the signature and metadata read once.
+
+Per call the runtime only checks the inputs against the precomputed signature (no metadata
+re-reads, no copies on the fast path) and hands them to ``InferenceSession.run``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import (InputError, ModelFileError, ModelRunError, ProviderFallbackWarning,
+                     ProviderUnavailableError)
+from .metadata import ModelMetadata
+from .predictions import Prediction, top_k
+from .providers import resolve, short_name
+from .signature import CAST_POLICIES, CastPolicy, Signature
+
+OPTIMIZATION_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Session settings; validated here so a bad value fails before onnxruntime sees it."""
+
+    threads: int | None = None
+    inter_op_threads: int | None = None
+    optimization: str = "all"
+    log_level: int = 3  # onnxruntime's severity: 0 verbose .. 4 fatal; 3 keeps its warnings quiet
+    optimized_model_path: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "inter_op_threads"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise InputError(f"{name} must be a whole number >= 0 (0: onnxruntime "
+                                 f"decides), found {value!r}")
+        if self.optimization not in OPTIMIZATION_LEVELS:
+            raise InputError(f"optimization must be one of {', '.join(OPTIMIZATION_LEVELS)}, "
+                             f"found {self.optimization!r}")
+
+    def session_options(self) -> ort.SessionOptions:
+        so = ort.SessionOptions()
+        if self.threads is not None:
+            so.intra_op_num_threads = self.threads
+        if self.inter_op_threads is not None:
+            so.inter_op_num_threads = self.inter_op_threads
+        so.graph_optimization_level = OPTIMIZATION_LEVELS[self.optimization]
+        so.log_severity_level = self.log_level
+        if self.optimized_model_path:
+            so.optimized_model_filepath = self.optimized_model_path
+        return so
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Model:
+    """A loaded ONNX model.
+
+    >>> model = Model("model.onnx", providers=["cuda"], threads=2)   # doctest: +SKIP
+    >>> outputs = model.run(x)               # {"output name": array}
+    >>> model.classify(x, k=3)[0][0].label    # best class of the first sample
+    """
+
+    def __init__(self, path: str | os.PathLike[str],
+                 providers: Sequence[str] | str | None = None, *,
+                 threads: int | None = None,
+                 provider_options: Mapping[str, Mapping[str, Any]] | None = None,
+                 strict: bool = False,
+                 config: SessionConfig | None = None,
+                 session_options: ort.SessionOptions | None = None,
+                 cast: CastPolicy = "safe") -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ModelFileError(f"model file {self.path} does not exist")
+        if self.path.is_dir():
+            raise ModelFileError(f"{self.path} is a folder; expected an .onnx model file")
+        if cast not in CAST_POLICIES:
+            raise InputError(f"cast must be one of {', '.join(CAST_POLICIES)}, found {cast!r}")
+        self.cast: CastPolicy = cast
+        self.config = config or SessionConfig(threads=threads)
+        choice = resolve(providers, provider_options, strict=strict)
+        so = session_options or self.config.session_options()
+        self.session = self._create_session(so, choice.providers, choice.options)
+        self.providers: list[str] = list(self.session.get_providers())
+        self._check_providers(choice.providers, strict)
+        self.signature = Signature.from_session(self.session)
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = ModelMetadata.from_props(props)
+        self._output_names = list(self.signature.output_names)
+
+    def _create_session(self, so: ort.SessionOptions, providers: list[str],
+                        options: list[dict[str, Any]]) -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(str(self.path), sess_options=so, providers=providers,
+                                        provider_options=options)
+        except Exception as exc:  # onnxruntime raises its own pybind exception types
+            # Tell a file that is not a model apart from a model onnxruntime cannot run.
+            from .modelfile import read_model_info
+
+            read_model_info(self.path)  # raises ModelFileError for truncated/non-ONNX files
+            raise ModelRunError(f"onnxruntime could not load {self.path}: "
+                                f"{_first_line(exc)}") from exc
+
+    def _check_providers(self, requested: list[str], strict: bool) -> None:
+        """A provider the build has may still fail to start (no CUDA libraries, say)."""
+        lost = [p for p in requested if p not in self.providers]
+        if not lost:
+            return
+        message = (f"execution provider {', '.join(short_name(p) for p in lost)} could not be "
+                   f"started; running on {', '.join(short_name(p) for p in self.providers)}")
+        if strict:
+            raise ProviderUnavailableError(message)
+        warnings.warn(message, ProviderFallbackWarning, stacklevel=3)
+
+    # -- properties ----------------------------------------------------------------------
+
+    @property
+    def provider(self) -> str:
+        """Short name of the provider that runs first (``cpu``, ``cuda``, ...)."""
+        return short_name(self.providers[0])
+
+    @property
+    def inputs(self):  # noqa: ANN201 - tuple[TensorSpec, ...]
+        return self.signature.inputs
+
+    @property
+    def outputs(self):  # noqa: ANN201
+        return self.signature.outputs
+
+    def __repr__(self) -> str:
+        return f"Model({str(self.path)!r}, provider={self.provider!r})"
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, inputs: Any, *, outputs: Sequence[str] | None = None,
+            batch_size: int | None = None, cast: CastPolicy | None = None
+            ) -> dict[str, np.ndarray]:
+        """Run the model; returns ``{output name: array}``.
+
+        ``inputs`` is one array (single-input models), a sequence of arrays in input order, or a
+        mapping by input name. An array with one dimension less than a batched input is taken as
+        one sample. With ``batch_size`` the batch is split into runs of at most that many
+        samples and the outputs concatenated.
+        """
+        names = self._output_names if outputs is None else self._check_output_names(outputs)
+        feed = self.signature.prepare(inputs, cast or self.cast)
+        limit = self._batch_limit(feed, batch_size)
+        if limit is None:
+            return dict(zip(names, self._run(names, feed)))
+        parts = [self._run(names, chunk) for chunk in self._split(feed, limit)]
+        return {name: np.concatenate([p[i] for p in parts], axis=0)
+                for i, name in enumerate(names)}
+
+    __call__ = run
+
+    def _run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return self.session.run(names, feed)
+        except Exception as exc:
+            raise ModelRunError(f"onnxruntime failed to run {self.path.name}: "
+                                f"{_first_line(exc)}") from exc
+
+    def _check_output_names(self, names: Sequence[str]) -> list[str]:
+        for name in names:
+            if name not in self.signature.output_names:
+                raise InputError(f"the model has no output {name!r}; its outputs are "
+                                 f"{', '.join(self.signature.output_names)}")
+        return list(names)
+
+    def _batch_limit(self, feed: Mapping[str, np.ndarray], batch_size: int | None) -> int | None:
+        """How many samples per run, or None to run the feed whole."""
+        if batch_size is not None and batch_size < 1:
+            raise InputError(f"batch size must be >= 1, found {batch_size}")
+        specs = [self.signature.input(n) for n in feed]
+        fixed_one = any(s.shape and s.shape[0] == 1 for s in specs)
+        limit = 1 if fixed_one else batch_size
+        if limit is None:
+            return None
+        sizes = {feed[s.name].shape[0] for s in specs if s.batch_like and feed[s.name].ndim}
+        if not sizes or max(sizes) <= limit:
+            return None
+        if len(sizes) > 1 or not all(s.batch_like for s in specs):
+            raise InputError("cannot split the batch: the inputs do not share one batch "
+                             f"dimension (first dimensions {sorted(sizes)})")
+        return limit
+
+    @staticmethod
+    def _split(feed: Mapping[str, np.ndarray], limit: int) -> Iterator[dict[str, np.ndarray]]:
+        total = next(iter(feed.values())).shape[0]
+        for start in range(0, total, limit):
+            yield {name: array[start:start + limit] for name, array in feed.items()}
+
+    def classify(self, inputs: Any, k: int = 5, *, output: str | None = None,
+                 batch_size: int | None = None) -> list[list[Prediction]]:
+        """Top-``k`` labelled classes per sample, using the metadata's labels when present."""
+        name = output or self._output_names[0]
+        result = self.run(inputs, outputs=[name], batch_size=batch_size)[name]
+        return top_k(result, k, self.metadata.labels, self.metadata.output)
