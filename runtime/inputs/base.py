@@ -95,6 +95,13 @@ def load_inputs(args: list[str], ctx: LoadContext) -> Batch:
     """Load every argument and merge the samples into one batch."""
     if not args:
         raise InputError("no input given; pass a file, a folder of images, text, or '-'")
+    from .images import image_paths
+
+    images = image_paths(args)
+    if images is not None:  # all images: decode them as one batch with one plan
+        from .images import load_images
+
+        return load_images(images, ctx)
     batches = [_one_argument(arg, ctx) for arg in args]
     if len(batches) == 1:
         return batches[0]
@@ -108,7 +115,7 @@ def load_inputs(args: list[str], ctx: LoadContext) -> Batch:
         parts = [to_batched(ctx, name, b.arrays[name]) for b in batches]
         shapes = {p.shape[1:] for p in parts}
         if len(shapes) > 1:
-            listed = ", ".join(f"{a}: {list(p.shape)}" for a, p in zip(args, parts))
+            listed = ", ".join(f"{Path(a).name}: {list(p.shape)}" for a, p in zip(args, parts))
             raise InputError(f"input {name!r}: the samples do not have one shape and cannot be "
                              f"batched ({listed})")
         merged[name] = np.concatenate(parts, axis=0)

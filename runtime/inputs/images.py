@@ -95,6 +95,8 @@ def plan_for(ctx: LoadContext) -> ImagePlan:
 
 def _guess_layout(shape: tuple) -> str:
     c_last, c_first = shape[3], shape[1]
+    if c_first in (1, 3) and c_last not in (1, 3):
+        return "NCHW"
     if c_last in (1, 3, 4):
         return "NHWC"
     if c_first in (1, 3, 4):
@@ -166,10 +168,28 @@ def load_image(path: Path, ctx: LoadContext) -> Batch:
     return load_images([path], ctx)
 
 
-def load_folder(folder: Path, ctx: LoadContext) -> Batch:
+def _folder_images(folder: Path) -> list[Path]:
     paths = sorted(p for p in folder.iterdir()
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise InputError(f"folder {folder} holds no image files (looked for "
                          f"{', '.join(IMAGE_SUFFIXES)})")
-    return load_images(paths, ctx)
+    return paths
+
+
+def load_folder(folder: Path, ctx: LoadContext) -> Batch:
+    return load_images(_folder_images(folder), ctx)
+
+
+def image_paths(args: list[str]) -> list[Path] | None:
+    """Every image named by ``args`` (folders expanded), or None unless all are images."""
+    paths: list[Path] = []
+    for arg in args:
+        path = Path(arg)
+        if arg != "-" and path.is_dir():
+            paths.extend(_folder_images(path))
+        elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            paths.append(path)
+        else:
+            return None
+    return paths

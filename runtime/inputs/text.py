@@ -85,10 +85,11 @@ def encode_texts(texts: list[str], sources: list[str], ctx: LoadContext) -> Batc
 def load_txt(path: Path, ctx: LoadContext) -> Batch:
     """One example per non-empty line."""
     try:
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        numbered = [(i + 1, ln.strip()) for i, ln in
+                    enumerate(path.read_text(encoding="utf-8").splitlines()) if ln.strip()]
     except UnicodeDecodeError as exc:
         raise InputError(f"{path.name} is not UTF-8 text ({exc})") from None
-    lines = [ln for ln in lines if ln]
-    if not lines:
+    if not numbered:
         raise InputError(f"{path.name} holds no text (expected one example per line)")
-    return encode_texts(lines, [f"{path.name}:{i + 1}" for i in range(len(lines))], ctx)
+    return encode_texts([ln for _, ln in numbered], [f"{path.name}:{i}" for i, _ in numbered],
+                        ctx)
