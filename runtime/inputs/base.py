@@ -75,8 +75,8 @@ def _one_argument(arg: str, ctx: LoadContext) -> Batch:
         from .text import encode_texts
 
         return encode_texts([arg], [_short(arg)], ctx)
-    raise InputError(f"input {arg} does not exist; expected a file ({', '.join(known_suffixes())}),"
-                     " a folder of images, or '-' for standard input")
+    raise InputError(f"input {arg} does not exist; expected a file (.npy, .npz, .json, .csv, "
+                     "an image, .txt), a folder of images, or '-' for standard input")
 
 
 def _short(text: str, width: int = 40) -> str:
