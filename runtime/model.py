@@ -10,7 +10,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -18,9 +18,11 @@ import onnxruntime as ort
 from .errors import (InputError, ModelFileError, ModelRunError, ProviderFallbackWarning,
                      ProviderUnavailableError)
 from .metadata import ModelMetadata
-from .predictions import Prediction, top_k
 from .providers import resolve, short_name
 from .signature import CAST_POLICIES, CastPolicy, Signature
+
+if TYPE_CHECKING:
+    from .predictions import Prediction
 
 OPTIMIZATION_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -102,6 +104,8 @@ class Model:
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(props)
         self._output_names = list(self.signature.output_names)
+        # A fixed batch of one forces runs of one sample; precomputed to keep run() cheap.
+        self._fixed_one = any(s.shape and s.shape[0] == 1 for s in self.signature.inputs)
 
     def _create_session(self, so: ort.SessionOptions, providers: list[str],
                         options: list[dict[str, Any]]) -> ort.InferenceSession:
@@ -184,11 +188,12 @@ class Model:
 
     def _batch_limit(self, feed: Mapping[str, np.ndarray], batch_size: int | None) -> int | None:
         """How many samples per run, or None to run the feed whole."""
+        if batch_size is None and not self._fixed_one:
+            return None
         if batch_size is not None and batch_size < 1:
             raise InputError(f"batch size must be >= 1, found {batch_size}")
         specs = [self.signature.input(n) for n in feed]
-        fixed_one = any(s.shape and s.shape[0] == 1 for s in specs)
-        limit = 1 if fixed_one else batch_size
+        limit = 1 if self._fixed_one else batch_size
         if limit is None:
             return None
         sizes = {feed[s.name].shape[0] for s in specs if s.batch_like and feed[s.name].ndim}
@@ -208,6 +213,8 @@ class Model:
     def classify(self, inputs: Any, k: int = 5, *, output: str | None = None,
                  batch_size: int | None = None) -> list[list[Prediction]]:
         """Top-``k`` labelled classes per sample, using the metadata's labels when present."""
+        from .predictions import top_k
+
         name = output or self._output_names[0]
         result = self.run(inputs, outputs=[name], batch_size=batch_size)[name]
         return top_k(result, k, self.metadata.labels, self.metadata.output)

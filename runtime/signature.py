@@ -100,6 +100,15 @@ class Signature:
         self.input_names: tuple[str, ...] = tuple(s.name for s in self.inputs)
         self.output_names: tuple[str, ...] = tuple(s.name for s in self.outputs)
         self._by_name = {s.name: s for s in self.inputs}
+        # Per input: (name, dtype, rank, ((axis, size), ...)) for the no-copy fast path check.
+        self._fast = tuple(
+            (s.name, s.dtype, len(s.shape),
+             tuple((i, d) for i, d in enumerate(s.shape)
+                   if isinstance(d, int) and not (i == 0 and d == 1)))
+            for s in self.inputs if s.kind == "tensor" and s.shape is not None
+            and s.dtype is not None and s.dtype.kind != "O")
+        if len(self._fast) != len(self.inputs):
+            self._fast = ()
 
     @classmethod
     def from_session(cls, session: Any) -> "Signature":
@@ -143,11 +152,38 @@ class Signature:
 
     def prepare(self, data: Any, cast: CastPolicy = "safe") -> dict[str, np.ndarray]:
         """Check ``data`` against the inputs and return the feed for ``session.run``."""
+        feed = self._fast_feed(data)
+        if feed is not None:
+            return feed
         feed = {name: self.check(self._by_name[name], value, cast)
                 for name, value in self.named(data).items()}
         if len(feed) > 1:
             self._check_shared_dims(feed)
         return feed
+
+    def _fast_feed(self, data: Any) -> dict[str, np.ndarray] | None:
+        """The feed when every array already fits exactly (no cast, copy or batch axis)."""
+        fast = self._fast
+        if not fast:
+            return None
+        if type(data) is np.ndarray:
+            if len(fast) != 1:
+                return None
+            data = {fast[0][0]: data}
+        elif type(data) is not dict or len(data) != len(fast):
+            return None
+        for name, dtype, rank, static in fast:
+            array = data.get(name)
+            if (type(array) is not np.ndarray or array.dtype != dtype or array.ndim != rank
+                    or not array.flags.c_contiguous):
+                return None
+            shape = array.shape
+            for axis, size in static:
+                if shape[axis] != size:
+                    return None
+        if len(fast) > 1:
+            self._check_shared_dims(data)
+        return data if type(data) is dict else dict(data)
 
     def check(self, spec: TensorSpec, value: Any, cast: CastPolicy = "safe") -> np.ndarray:
         """One input: dtype, rank and static dimensions, adding a batch axis to one sample."""

@@ -7,14 +7,15 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import click
 import numpy as np
 
-from ..atomic import atomic_open, write_text
 from ..errors import UsageError
-from ..predictions import Prediction, top_k as compute_top_k
+
+if TYPE_CHECKING:
+    from ..predictions import Prediction
 
 DEFAULT_TOP_K = 5
 
@@ -38,6 +39,8 @@ def predictions(model: Any, outputs: Mapping[str, np.ndarray],
     name = _classifier_output(model, outputs, top_k)
     if name is None:
         return None
+    from ..predictions import top_k as compute_top_k
+
     return compute_top_k(outputs[name], top_k or DEFAULT_TOP_K, model.metadata.labels,
                          model.metadata.output)
 
@@ -114,6 +117,8 @@ def write_npy(outputs: Mapping[str, np.ndarray], output_path: str | None) -> Non
     if suffix not in (".npy", ".npz"):
         raise UsageError(f"--format npy writes .npz (every output) or .npy (one output); "
                          f"the output path ends in {suffix or 'nothing'}")
+    from ..atomic import atomic_open
+
     if suffix == ".npy" and not single:
         raise UsageError(f"the model has {len(outputs)} outputs ({', '.join(outputs)}); write "
                          "them to an .npz, or pick one with --output-name")
@@ -134,4 +139,6 @@ def render_result(model: Any, sources: list[str], outputs: Mapping[str, np.ndarr
     if output_path is None:
         click.echo(text)
     else:
+        from ..atomic import write_text
+
         write_text(output_path, text + "\n")

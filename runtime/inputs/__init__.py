@@ -8,9 +8,7 @@ arguments are concatenated into one batch, and every sample keeps a name for the
 
 from __future__ import annotations
 
-from .base import LOADERS, Batch, LoadContext, load_inputs, register
+from .base import IMAGE_SUFFIXES, LOADERS, Batch, LoadContext, get_loader, load_inputs, register
 
-# Importing the modules registers their loaders.
-from . import arrays, images, text  # noqa: E402,F401
-
-__all__ = ["LOADERS", "Batch", "LoadContext", "load_inputs", "register"]
+__all__ = ["IMAGE_SUFFIXES", "LOADERS", "Batch", "LoadContext", "get_loader", "load_inputs",
+           "register"]

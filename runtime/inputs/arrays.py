@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from ..errors import InputError
-from .base import Batch, LoadContext, register, sample_names
+from .base import Batch, LoadContext, sample_names
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -35,6 +34,8 @@ def _npy(data: IO[bytes] | Path, source: str, ctx: LoadContext) -> Batch:
 
 
 def _npz(data: IO[bytes] | Path, source: str, ctx: LoadContext) -> Batch:
+    import zipfile
+
     try:
         with np.load(data, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -48,12 +49,10 @@ def _npz(data: IO[bytes] | Path, source: str, ctx: LoadContext) -> Batch:
     return Batch(arrays, sample_names(source, ctx, arrays))
 
 
-@register(".npy")
 def load_npy(path: Path, ctx: LoadContext) -> Batch:
     return _npy(path, path.name, ctx)
 
 
-@register(".npz")
 def load_npz(path: Path, ctx: LoadContext) -> Batch:
     return _npz(path, path.name, ctx)
 
@@ -90,7 +89,6 @@ def _json_array(value: Any, where: str) -> np.ndarray:
     return array
 
 
-@register(".json")
 def load_json(path: Path, ctx: LoadContext) -> Batch:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
@@ -99,7 +97,6 @@ def load_json(path: Path, ctx: LoadContext) -> Batch:
     return _json_value(value, path.name, ctx)
 
 
-@register(".csv", ".tsv")
 def load_csv(path: Path, ctx: LoadContext) -> Batch:
     """Numeric rows, one sample a row (a header line of names is skipped)."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","

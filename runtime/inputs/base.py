@@ -40,7 +40,16 @@ class LoadContext:
 
 
 Loader = Callable[[Path, LoadContext], Batch]
-LOADERS: dict[str, Loader] = {}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm",
+                  ".tif", ".tiff", ".webp")
+
+# suffix -> loader, or "module:function" inside this package, imported on first use so that
+# running on an .npy never imports the image or text code.
+LOADERS: dict[str, Loader | str] = {
+    ".npy": "arrays:load_npy", ".npz": "arrays:load_npz", ".json": "arrays:load_json",
+    ".csv": "arrays:load_csv", ".tsv": "arrays:load_csv", ".txt": "text:load_txt",
+    **{suffix: "images:load_image" for suffix in IMAGE_SUFFIXES},
+}
 
 
 def register(*suffixes: str) -> Callable[[Loader], Loader]:
@@ -52,8 +61,41 @@ def register(*suffixes: str) -> Callable[[Loader], Loader]:
     return wrap
 
 
+def get_loader(suffix: str) -> Loader | None:
+    entry = LOADERS.get(suffix)
+    if isinstance(entry, str):
+        import importlib
+
+        module, name = entry.split(":")
+        entry = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    return entry
+
+
 def known_suffixes() -> list[str]:
     return sorted(LOADERS)
+
+
+def folder_images(folder: Path) -> list[Path]:
+    paths = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise InputError(f"folder {folder} holds no image files (looked for "
+                         f"{', '.join(IMAGE_SUFFIXES)})")
+    return paths
+
+
+def image_paths(args: list[str]) -> list[Path] | None:
+    """Every image named by ``args`` (folders expanded), or None unless all are images."""
+    paths: list[Path] = []
+    for arg in args:
+        path = Path(arg)
+        if arg != "-" and path.is_dir():
+            paths.extend(folder_images(path))
+        elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            paths.append(path)
+        else:
+            return None
+    return paths
 
 
 def _one_argument(arg: str, ctx: LoadContext) -> Batch:
@@ -63,11 +105,11 @@ def _one_argument(arg: str, ctx: LoadContext) -> Batch:
         return load_stdin(ctx.stdin or sys.stdin.buffer, ctx)
     path = Path(arg)
     if path.is_dir():
-        from .images import load_folder
+        from .images import load_images
 
-        return load_folder(path, ctx)
+        return load_images(folder_images(path), ctx)
     if path.is_file():
-        loader = LOADERS.get(path.suffix.lower())
+        loader = get_loader(path.suffix.lower())
         if loader is None:
             raise UnknownNameError("input file type", path.suffix or path.name, known_suffixes())
         return loader(path, ctx)
@@ -95,8 +137,6 @@ def load_inputs(args: list[str], ctx: LoadContext) -> Batch:
     """Load every argument and merge the samples into one batch."""
     if not args:
         raise InputError("no input given; pass a file, a folder of images, text, or '-'")
-    from .images import image_paths
-
     images = image_paths(args)
     if images is not None:  # all images: decode them as one batch with one plan
         from .images import load_images

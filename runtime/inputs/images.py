@@ -15,10 +15,7 @@ import numpy as np
 from ..errors import ExtraMissingError, InputError
 from ..metadata import ImagePreprocess
 from ..signature import TensorSpec, format_shape
-from .base import Batch, LoadContext, register
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm",
-                  ".tif", ".tiff", ".webp")
+from .base import Batch, LoadContext
 
 
 @dataclass(frozen=True)
@@ -163,33 +160,5 @@ def load_images(paths: list[Path], ctx: LoadContext) -> Batch:
     return Batch({plan.input: batch}, names)
 
 
-@register(*IMAGE_SUFFIXES)
 def load_image(path: Path, ctx: LoadContext) -> Batch:
     return load_images([path], ctx)
-
-
-def _folder_images(folder: Path) -> list[Path]:
-    paths = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise InputError(f"folder {folder} holds no image files (looked for "
-                         f"{', '.join(IMAGE_SUFFIXES)})")
-    return paths
-
-
-def load_folder(folder: Path, ctx: LoadContext) -> Batch:
-    return load_images(_folder_images(folder), ctx)
-
-
-def image_paths(args: list[str]) -> list[Path] | None:
-    """Every image named by ``args`` (folders expanded), or None unless all are images."""
-    paths: list[Path] = []
-    for arg in args:
-        path = Path(arg)
-        if arg != "-" and path.is_dir():
-            paths.extend(_folder_images(path))
-        elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            paths.append(path)
-        else:
-            return None
-    return paths

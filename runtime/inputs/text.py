@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..metadata import TextPreprocess
-from .base import Batch, LoadContext, register
+from .base import Batch, LoadContext
 
 _LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _STRIP = str.maketrans("", "", string.punctuation)
@@ -81,7 +81,6 @@ def encode_texts(texts: list[str], sources: list[str], ctx: LoadContext) -> Batc
     return Batch({spec.name: ids}, sources)
 
 
-@register(".txt")
 def load_txt(path: Path, ctx: LoadContext) -> Batch:
     """One example per non-empty line."""
     try:
