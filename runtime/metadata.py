@@ -55,7 +55,6 @@ interpret them): ``edge_infer.source`` (JSON: framework and versions), ``edge_in
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -263,12 +262,24 @@ class ModelMetadata:
         if self.task is not None:
             props[KEY_TASK] = self.task
         if self.labels is not None:
-            props[KEY_LABELS] = json.dumps(list(self.labels))
+            props[KEY_LABELS] = _dumps(list(self.labels))
         if self.preprocess is not None:
-            props[KEY_PREPROCESS] = json.dumps(self.preprocess.to_dict())
+            props[KEY_PREPROCESS] = _dumps(self.preprocess.to_dict())
         if self.output is not None:
-            props[KEY_OUTPUT] = json.dumps(self.output.to_dict())
+            props[KEY_OUTPUT] = _dumps(self.output.to_dict())
         return props
+
+
+def _loads(value: str) -> Any:
+    import json  # only models that carry our metadata pay for it
+
+    return json.loads(value)
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
 
 
 def _parse_task(value: str) -> str:
@@ -276,14 +287,14 @@ def _parse_task(value: str) -> str:
 
 
 def _parse_labels(value: str) -> tuple[str, ...]:
-    labels = json.loads(value)
+    labels = _loads(value)
     if not isinstance(labels, list) or not labels:
         raise MetadataError("labels must be a non-empty JSON list")
     return tuple(str(label) for label in labels)
 
 
 def _parse_preprocess(value: str) -> Preprocess:
-    d = json.loads(value)
+    d = _loads(value)
     if not isinstance(d, dict):
         raise MetadataError("preprocess must be a JSON object")
     kind = d.get("kind")
@@ -293,7 +304,7 @@ def _parse_preprocess(value: str) -> Preprocess:
 
 
 def _parse_output(value: str) -> OutputSpec:
-    d = json.loads(value)
+    d = _loads(value)
     if not isinstance(d, dict):
         raise MetadataError("output must be a JSON object")
     return OutputSpec.from_dict(d)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import math
 import sys
 from pathlib import Path
@@ -133,6 +132,8 @@ def render_result(model: Any, sources: list[str], outputs: Mapping[str, np.ndarr
         return
     preds = predictions(model, outputs, top_k)
     if fmt == "json":
+        import json
+
         text = json.dumps(to_json(model, sources, outputs, preds, elapsed))
     else:
         text = to_table(model, sources, outputs, preds, elapsed)

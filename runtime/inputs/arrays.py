@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import IO, Any
 
@@ -90,6 +89,8 @@ def _json_array(value: Any, where: str) -> np.ndarray:
 
 
 def load_json(path: Path, ctx: LoadContext) -> Batch:
+    import json
+
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -137,6 +138,8 @@ def load_stdin(stream: IO[bytes], ctx: LoadContext) -> Batch:
         return _npy(io.BytesIO(data), "stdin", ctx)
     if data.startswith(ZIP_MAGIC):
         return _npz(io.BytesIO(data), "stdin", ctx)
+    import json
+
     try:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
