@@ -152,7 +152,7 @@ class Signature:
 
     def prepare(self, data: Any, cast: CastPolicy = "safe") -> dict[str, np.ndarray]:
         """Check ``data`` against the inputs and return the feed for ``session.run``."""
-        feed = self._fast_feed(data)
+        feed = self.fast_feed(data)
         if feed is not None:
             return feed
         feed = {name: self.check(self._by_name[name], value, cast)
@@ -161,7 +161,7 @@ class Signature:
             self._check_shared_dims(feed)
         return feed
 
-    def _fast_feed(self, data: Any) -> dict[str, np.ndarray] | None:
+    def fast_feed(self, data: Any) -> dict[str, np.ndarray] | None:
         """The feed when every array already fits exactly (no cast, copy or batch axis)."""
         fast = self._fast
         if not fast:
