@@ -7,38 +7,22 @@ from __future__ import annotations
 
 import numpy as np
 
-# ONNX TensorProto.DataType code -> (name as ONNX spells it, NumPy dtype or None when NumPy has none).
+# ONNX TensorProto.DataType code -> (name as we spell it, NumPy dtype or None when NumPy has
+# none, bytes per element; sub-byte types count their fraction).
+_TABLE: dict[int, tuple[str, str | None, float]] = {
+    1: ("float32", "float32", 4), 2: ("uint8", "uint8", 1), 3: ("int8", "int8", 1),
+    4: ("uint16", "uint16", 2), 5: ("int16", "int16", 2), 6: ("int32", "int32", 4),
+    7: ("int64", "int64", 8), 8: ("string", "object", 0), 9: ("bool", "bool", 1),
+    10: ("float16", "float16", 2), 11: ("float64", "float64", 8), 12: ("uint32", "uint32", 4),
+    13: ("uint64", "uint64", 8), 14: ("complex64", "complex64", 8),
+    15: ("complex128", "complex128", 16), 16: ("bfloat16", None, 2),
+    17: ("float8e4m3fn", None, 1), 18: ("float8e4m3fnuz", None, 1), 19: ("float8e5m2", None, 1),
+    20: ("float8e5m2fnuz", None, 1), 21: ("uint4", None, 0.5), 22: ("int4", None, 0.5),
+    23: ("float4e2m1", None, 0.5),
+}
 ONNX_TYPES: dict[int, tuple[str, np.dtype | None]] = {
-    1: ("float32", np.dtype(np.float32)),
-    2: ("uint8", np.dtype(np.uint8)),
-    3: ("int8", np.dtype(np.int8)),
-    4: ("uint16", np.dtype(np.uint16)),
-    5: ("int16", np.dtype(np.int16)),
-    6: ("int32", np.dtype(np.int32)),
-    7: ("int64", np.dtype(np.int64)),
-    8: ("string", np.dtype(object)),
-    9: ("bool", np.dtype(np.bool_)),
-    10: ("float16", np.dtype(np.float16)),
-    11: ("float64", np.dtype(np.float64)),
-    12: ("uint32", np.dtype(np.uint32)),
-    13: ("uint64", np.dtype(np.uint64)),
-    14: ("complex64", np.dtype(np.complex64)),
-    15: ("complex128", np.dtype(np.complex128)),
-    16: ("bfloat16", None),
-    17: ("float8e4m3fn", None),
-    18: ("float8e4m3fnuz", None),
-    19: ("float8e5m2", None),
-    20: ("float8e5m2fnuz", None),
-    21: ("uint4", None),
-    22: ("int4", None),
-    23: ("float4e2m1", None),
-}
-
-# Bytes per element, for sizes of initializers (sub-byte types rounded up).
-ONNX_ITEMSIZE: dict[int, float] = {
-    1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16,
-    16: 2, 17: 1, 18: 1, 19: 1, 20: 1, 21: 0.5, 22: 0.5, 23: 0.5,
-}
+    code: (name, np.dtype(dt) if dt else None) for code, (name, dt, _) in _TABLE.items()}
+ONNX_ITEMSIZE: dict[int, float] = {code: size for code, (_, _, size) in _TABLE.items()}
 
 # onnxruntime's NodeArg.type element names ("tensor(float)") -> the names used above.
 _ORT_NAMES = {

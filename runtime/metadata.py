@@ -122,7 +122,7 @@ class ImagePreprocess:
             raise MetadataError("image std must not contain 0")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ImagePreprocess":
+    def from_dict(cls, d: Mapping[str, Any]) -> ImagePreprocess:
         size = d.get("size")
         if isinstance(size, int):
             size = [size, size]
@@ -170,7 +170,7 @@ class TextPreprocess:
             raise MetadataError(f"text sequence_length must be >= 1, found {self.sequence_length}")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TextPreprocess":
+    def from_dict(cls, d: Mapping[str, Any]) -> TextPreprocess:
         vocab = d.get("vocabulary")
         if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
             raise MetadataError("text vocabulary must be a JSON list of strings")
@@ -208,7 +208,7 @@ class OutputSpec:
             raise MetadataError("output scale must not be 0")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "OutputSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> OutputSpec:
         return cls(kind=d.get("kind", "values"), scale=float(d.get("scale", 1.0 / 255.0)),
                    offset=float(d.get("offset", 0.0)), layout=d.get("layout"))
 
@@ -238,7 +238,7 @@ class ModelMetadata:
         return self.task == "classification"
 
     @classmethod
-    def from_props(cls, props: Mapping[str, str]) -> "ModelMetadata":
+    def from_props(cls, props: Mapping[str, str]) -> ModelMetadata:
         """Parse ``metadata_props``; a key that breaks the contract is ignored with a warning."""
         parsed: dict[str, Any] = {}
         for key, parse in ((KEY_TASK, _parse_task), (KEY_LABELS, _parse_labels),

@@ -19,7 +19,7 @@ from .errors import (InputError, ModelFileError, ModelRunError, ProviderFallback
                      ProviderUnavailableError)
 from .metadata import ModelMetadata
 from .providers import resolve, short_name
-from .signature import CAST_POLICIES, CastPolicy, Signature
+from .signature import CAST_POLICIES, CastPolicy, Signature, TensorSpec
 
 if TYPE_CHECKING:
     from .predictions import Prediction
@@ -139,11 +139,11 @@ class Model:
         return short_name(self.providers[0])
 
     @property
-    def inputs(self):  # noqa: ANN201 - tuple[TensorSpec, ...]
+    def inputs(self) -> tuple[TensorSpec, ...]:
         return self.signature.inputs
 
     @property
-    def outputs(self):  # noqa: ANN201
+    def outputs(self) -> tuple[TensorSpec, ...]:
         return self.signature.outputs
 
     def __repr__(self) -> str:

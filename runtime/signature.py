@@ -39,7 +39,7 @@ class TensorSpec:
     dtype: np.dtype | None = field(default=None, compare=False)
 
     @classmethod
-    def from_node_arg(cls, arg: Any) -> "TensorSpec":
+    def from_node_arg(cls, arg: Any) -> TensorSpec:
         kind, type_name = parse_ort_type(arg.type)
         shape = arg.shape
         dims: tuple[Dim, ...] | None = None
@@ -58,10 +58,6 @@ class TensorSpec:
     def batch_like(self) -> bool:
         """True when the first dimension is a batch dimension (dynamic, or fixed at 1)."""
         return bool(self.shape) and (not isinstance(self.shape[0], int) or self.shape[0] == 1)
-
-    @property
-    def dynamic_batch(self) -> bool:
-        return bool(self.shape) and not isinstance(self.shape[0], int)
 
     def describe(self) -> str:
         return f"{self.type} {format_shape(self.shape)}"
@@ -111,7 +107,7 @@ class Signature:
             self._fast = ()
 
     @classmethod
-    def from_session(cls, session: Any) -> "Signature":
+    def from_session(cls, session: Any) -> Signature:
         return cls((TensorSpec.from_node_arg(a) for a in session.get_inputs()),
                    (TensorSpec.from_node_arg(a) for a in session.get_outputs()))
 

@@ -58,7 +58,7 @@ def to_json(model: Any, sources: list[str], outputs: Mapping[str, np.ndarray],
     doc: dict[str, Any] = {
         "model": str(model.path),
         "provider": model.provider,
-        "providers": [p for p in model.providers],
+        "providers": list(model.providers),
         "samples": sources,
         "latency_ms": round(elapsed * 1000, 3),
         "outputs": {name: _json_safe(array.tolist()) for name, array in outputs.items()},

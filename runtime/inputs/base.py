@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError, UnknownNameError
 from ..metadata import ImagePreprocess, ModelMetadata, TextPreprocess
-from ..signature import CastPolicy, Signature, format_shape
+from ..signature import CastPolicy, Signature
 
 
 @dataclass
@@ -31,7 +31,6 @@ class LoadContext:
     metadata: ModelMetadata
     image: ImagePreprocess | None = None  # metadata merged with command-line overrides
     stdin: IO[bytes] | None = None
-    samples_named: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> TextPreprocess | None:
@@ -182,7 +181,3 @@ def batch_count(ctx: LoadContext, arrays: dict[str, np.ndarray]) -> int:
             return 1
         return int(array.shape[0]) if array.ndim else 1
     return 1
-
-
-def expected_shapes(ctx: LoadContext) -> str:
-    return ", ".join(f"{s.name} {format_shape(s.shape)}" for s in ctx.signature.inputs)
