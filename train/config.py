@@ -1,0 +1,40 @@
+"""Typed training configuration, validated before anything heavy is imported."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_infer.runtime.errors import UsageError
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one ``edge-infer train`` run needs."""
+
+    architecture: str
+    dataset: str = "digits"
+    epochs: int = 60
+    batch_size: int = 32
+    seed: int = 0
+    out: Path | None = None
+    patience: int = 10
+    learning_rate: float = 1e-3
+    strategy: str = "default"
+    verbose: int | str = "auto"
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise UsageError(f"epochs must be >= 1, found {self.epochs}")
+        if self.batch_size < 1:
+            raise UsageError(f"batch size must be >= 1, found {self.batch_size}")
+        if self.patience < 0:
+            raise UsageError(f"patience must be >= 0, found {self.patience}")
+        if not self.learning_rate > 0:
+            raise UsageError(f"learning rate must be > 0, found {self.learning_rate}")
+        if self.strategy not in STRATEGIES:
+            raise UsageError(f"strategy must be one of {', '.join(STRATEGIES)}, "
+                             f"found {self.strategy!r}")

@@ -1,0 +1,47 @@
+"""Datasets by the spec a user types: a registered name, ``keras:NAME``, or a path.
+
+``digits`` (scikit-learn's bundled digits) is the offline default; ``xor``, ``moons``,
+``sine`` and ``waves`` are generated; ``keras:mnist`` and friends download when online; a path
+to an ``.npz``, a folder of class sub-folders, or a ``.csv``/``.tsv`` of ``label,text`` rows
+brings the user's own data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DatasetError
+from . import builtin  # noqa: F401  (registers the built-in datasets)
+from .base import DATASETS, Dataset, register, split
+from .keras_sets import KERAS_DATASETS
+
+__all__ = ["DATASETS", "Dataset", "known_specs", "load_dataset", "register", "split"]
+
+
+def known_specs() -> list[str]:
+    return [*DATASETS, *(f"keras:{k}" for k in KERAS_DATASETS)]
+
+
+def load_dataset(spec: str, seed: int = 0) -> Dataset:
+    """Load a dataset by name, ``keras:NAME``, or path, split deterministically by ``seed``."""
+    if spec in DATASETS:
+        return DATASETS[spec].load(seed=seed)
+    if spec.startswith("keras:"):
+        from .keras_sets import load_keras
+
+        return load_keras(spec.split(":", 1)[1], seed=seed)
+    path = Path(spec)
+    if path.exists():
+        from . import files
+
+        if path.is_dir():
+            return files.load_image_folder(path, seed=seed)
+        suffix = path.suffix.lower()
+        if suffix == ".npz":
+            return files.load_npz(path, seed=seed)
+        if suffix in (".csv", ".tsv"):
+            return files.load_text_csv(path, seed=seed)
+        raise DatasetError(f"{path}: expected an .npz, a .csv/.tsv of label,text rows, or a "
+                           f"folder of class sub-folders, found a {suffix or 'file'} file")
+    raise DatasetError(f"unknown dataset {spec!r}; known: {', '.join(known_specs())}, or a path "
+                       "to an .npz, a .csv/.tsv of label,text rows, or a folder of images")

@@ -1,0 +1,285 @@
+"""``train()``: dataset, model, ``fit`` with callbacks, and the run folder.
+
+The run folder is built under a hidden temporary name next to its destination and renamed into
+place only when everything in it is written, so an interrupted or failed run leaves nothing
+half-written behind.
+
+Run folder::
+
+    model.keras    the trained model (best validation weights)
+    history.csv    per-epoch metrics (Keras CSVLogger)
+    curves.png     loss and metrics per epoch, train against validation
+    confusion.png  confusion matrix on the test split (classifiers)
+    samples.png    generated images (gan) or reconstructions (autoencoders)
+    metrics.json   test metrics, parameters, epochs, time, versions
+    model.json     what export and the runtime need: task, labels, input/output, metadata
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edge_infer.runtime.errors import UsageError
+from edge_infer.runtime.metadata import ModelMetadata, OutputSpec
+
+from .config import TrainConfig
+from .datasets import Dataset, load_dataset
+from .distribute import is_chief, make_strategy
+from .models import Architecture, DataSpec, get
+
+Log = Callable[[str], None]
+OUTPUT_KINDS = {"probabilities": "probabilities", "probability": "sigmoid", "logits": "logits",
+                "value": "values", "reconstruction": "image", "image": "image"}
+
+
+@dataclass
+class RunResult:
+    """Where the run went and what it measured."""
+
+    path: Path
+    metrics: dict[str, Any]
+    history: dict[str, list[float]] = field(default_factory=dict)
+    model: Any = None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("edge-infer", "tensorflow", "keras", "numpy", "scikit-learn"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def default_out(config: TrainConfig) -> Path:
+    """``runs/ARCH-DATASET``, with -2, -3... when that exists already."""
+    stem = f"{config.architecture}-{Path(config.dataset).stem.replace(':', '-')}"
+    base = Path("runs") / stem
+    candidate, n = base, 2
+    while candidate.exists():
+        candidate, n = base.with_name(f"{stem}-{n}"), n + 1
+    return candidate
+
+
+def _output_kind(model: Any) -> str:
+    return OUTPUT_KINDS.get(model.layers[-1].name, "values")
+
+
+def _compile(model: Any, arch: Architecture, dataset: Dataset, lr: float) -> None:
+    import keras
+
+    optimizer = keras.optimizers.Adam(learning_rate=lr)
+    kind = _output_kind(model)
+    if arch.mode == "autoencoder":
+        model.compile(optimizer=optimizer, loss="mse")
+    elif dataset.task == "regression":
+        model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
+    elif kind == "sigmoid":
+        model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=kind == "logits")
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+def _targets(arch: Architecture, dataset: Dataset, part: str) -> np.ndarray:
+    x, y = getattr(dataset, f"x_{part}"), getattr(dataset, f"y_{part}")
+    if arch.mode == "autoencoder":
+        return x
+    if dataset.task == "classification" and dataset.num_classes == 2 and arch.name == "mlp":
+        return y.astype(np.float32)
+    return y
+
+
+def _metadata(arch: Architecture, dataset: Dataset, kind: str) -> ModelMetadata:
+    task = {"autoencoder": "reconstruction", "gan": "generation"}.get(arch.mode, dataset.task)
+    labels = dataset.labels if task == "classification" else None
+    preprocess = None if arch.mode == "gan" else dataset.preprocess
+    if kind == "image" and dataset.kind != "image":
+        kind = "values"
+    output = OutputSpec(kind=kind, scale=1 / 255, offset=0.0,
+                        layout="NHWC" if kind == "image" else None)
+    return ModelMetadata(task=task, labels=labels, preprocess=preprocess, output=output)
+
+
+def _model_json(config: TrainConfig, arch: Architecture, dataset: Dataset, model: Any,
+                meta: ModelMetadata) -> dict[str, Any]:
+    inp, out = model.inputs[0], model.outputs[0]
+    return {
+        "format": 1,
+        "architecture": arch.name,
+        "dataset": dataset.name,
+        "dataset_spec": config.dataset,
+        "task": meta.task,
+        "labels": list(dataset.labels) if meta.labels else None,
+        "input": {"name": inp.name, "shape": list(inp.shape), "dtype": str(inp.dtype)},
+        "output": {"name": model.layers[-1].name, "shape": list(out.shape),
+                   "kind": meta.output.kind if meta.output else "values"},
+        "preprocessing": arch.preprocessing,
+        "metadata": meta.to_props(),
+        "seed": config.seed,
+    }
+
+
+def _evaluate(arch: Architecture, dataset: Dataset, model: Any) -> dict[str, Any]:
+    x, y = dataset.x_test, dataset.y_test
+    if arch.mode == "gan" or not len(x):
+        return {}
+    pred = np.asarray(model.predict(x, verbose=0))
+    if arch.mode == "autoencoder":
+        return {"test_mse": float(np.mean((pred - x) ** 2))}
+    if dataset.task == "regression":
+        err = pred.reshape(len(y), -1) - y.reshape(len(y), -1)
+        return {"test_mse": float(np.mean(err ** 2)), "test_mae": float(np.mean(np.abs(err)))}
+    classes = (pred.reshape(-1) > 0.5).astype(np.int64) if pred.shape[-1] == 1 \
+        else pred.argmax(axis=1)
+    return {"test_accuracy": float(np.mean(classes == y)), "test_samples": int(len(y)),
+            "_predicted": classes}
+
+
+def _write_plots(arch: Architecture, dataset: Dataset, model: Any, history: dict, metrics: dict,
+                 folder: Path, seed: int) -> None:
+    from . import plots
+
+    title = f"{arch.name} on {dataset.name}"
+    if history:
+        plots.training_curves(history, folder / "curves.png", title)
+    predicted = metrics.pop("_predicted", None)
+    if predicted is not None and dataset.labels:
+        matrix = plots.confusion_matrix(dataset.y_test, predicted, len(dataset.labels))
+        metrics["confusion_matrix"] = matrix.tolist()
+        plots.confusion_plot(matrix, dataset.labels, folder / "confusion.png",
+                             f"{title}: test accuracy {metrics['test_accuracy']:.4f}")
+    if arch.mode == "gan":
+        from .models.gan import LATENT
+
+        z = np.random.default_rng(seed).normal(size=(32, LATENT)).astype(np.float32)
+        plots.image_grid(np.asarray(model.predict(z, verbose=0)), folder / "samples.png",
+                         f"{title}: generated samples")
+    elif arch.mode == "autoencoder" and dataset.kind == "image":
+        x = dataset.x_test[:16]
+        rec = np.asarray(model.predict(x, verbose=0))
+        plots.image_grid(np.concatenate([x, rec]), folder / "samples.png",
+                         f"{title}: test images (top) and reconstructions (bottom)")
+
+
+def _fit(config: TrainConfig, arch: Architecture, dataset: Dataset, spec: DataSpec,
+         folder: Path, log: Log) -> tuple[Any, dict[str, list[float]]]:
+    import keras
+
+    strategy = make_strategy(config.strategy)
+    with strategy.scope():
+        model = arch.build(spec)
+        if arch.mode == "gan":
+            from .gan_training import make_gan
+            from .models.gan import LATENT, discriminator
+
+            trainer = make_gan(model, discriminator(spec), LATENT, config.seed)
+            trainer.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                            g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+        else:
+            _compile(model, arch, dataset, config.learning_rate)
+            trainer = model
+    log(f"model: {arch.name}, {model.count_params():,} parameters; {dataset.summary()}")
+    callbacks: list[Any] = [keras.callbacks.CSVLogger(str(folder / "history.csv"))]
+    fit_args: dict[str, Any] = {}
+    if arch.mode == "gan":
+        x = np.concatenate([dataset.x_train, dataset.x_val])
+        y = None
+    else:
+        x, y = dataset.x_train, _targets(arch, dataset, "train")
+        fit_args["validation_data"] = (dataset.x_val, _targets(arch, dataset, "val"))
+        callbacks += [
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                          restore_best_weights=True),
+            keras.callbacks.ModelCheckpoint(str(folder / "checkpoint.keras"),
+                                            monitor="val_loss", save_best_only=True),
+        ]
+    history = trainer.fit(x, y, epochs=config.epochs, batch_size=config.batch_size,
+                          callbacks=callbacks, verbose=config.verbose, shuffle=True, **fit_args)
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def train(config: TrainConfig, log: Log | None = None) -> RunResult:
+    """Train ``config.architecture`` on ``config.dataset`` and write the run folder."""
+    log = log or (lambda _msg: None)
+    arch = get(config.architecture)  # unknown names fail before anything heavy
+    out = Path(config.out) if config.out is not None else default_out(config)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"output folder {out} exists and is not empty; choose another --out")
+    dataset = load_dataset(config.dataset, seed=config.seed)
+    spec = DataSpec(dataset.input_shape, dataset.num_classes, dataset.kind, dataset.task,
+                    dataset.vocab_size)
+    arch.check(spec, dataset.name)
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    chief = is_chief(config.strategy)
+    parent = out.parent if chief else Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+    started = time.perf_counter()
+    try:
+        model, history = _fit(config, arch, dataset, spec, folder, log)
+        elapsed = time.perf_counter() - started
+        metrics = _evaluate(arch, dataset, model)
+        _write_plots(arch, dataset, model, history, metrics, folder, config.seed)
+        kind = _output_kind(model)
+        meta = _metadata(arch, dataset, kind)
+        val_losses = history.get("val_loss", [])
+        metrics.update({
+            "architecture": arch.name, "dataset": dataset.name, "task": meta.task,
+            "parameters": int(model.count_params()),
+            "epochs_run": len(next(iter(history.values()), [])),
+            "best_epoch": int(np.argmin(val_losses)) + 1 if val_losses else None,
+            "train_seconds": round(elapsed, 2), "batch_size": config.batch_size,
+            "seed": config.seed, "strategy": config.strategy,
+            "samples": {"train": len(dataset.x_train), "val": len(dataset.x_val),
+                        "test": len(dataset.x_test)},
+            "versions": _versions(),
+        })
+        model.save(str(folder / "model.keras"))
+        (folder / "checkpoint.keras").unlink(missing_ok=True)
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (folder / "model.json").write_text(
+            json.dumps(_model_json(config, arch, dataset, model, meta), indent=2) + "\n")
+        if not chief:
+            shutil.rmtree(folder, ignore_errors=True)
+            return RunResult(out, metrics, history, model)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(folder, out)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return RunResult(out, metrics, history, model)
+
+
+def require_training_stack() -> None:
+    """Fail with the extra to install when TensorFlow is missing."""
+    from importlib.util import find_spec
+
+    from edge_infer.runtime.errors import ExtraMissingError
+
+    for module in ("tensorflow", "keras", "sklearn"):
+        if find_spec(module) is None:
+            raise ExtraMissingError("edge-infer train", "train", module)
+
+
+__all__ = ["RunResult", "TrainConfig", "require_training_stack", "train"]
