@@ -78,20 +78,31 @@ def _output_kind(model: Any) -> str:
     return OUTPUT_KINDS.get(model.layers[-1].name, "values")
 
 
+def _loss(model: Any, arch: Architecture, dataset: Dataset, reduction: str = "sum_over_batch_size"):
+    """The loss for this architecture and task, and the metrics ``fit`` reports."""
+    import keras
+
+    kind = _output_kind(model)
+    if arch.mode == "autoencoder":
+        return keras.losses.MeanSquaredError(reduction=reduction), []
+    if dataset.task == "regression":
+        return keras.losses.MeanSquaredError(reduction=reduction), ["mae"]
+    if kind == "sigmoid":
+        return keras.losses.BinaryCrossentropy(reduction=reduction), ["accuracy"]
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=kind == "logits",
+                                                      reduction=reduction), ["accuracy"]
+
+
 def _compile(model: Any, arch: Architecture, dataset: Dataset, lr: float) -> None:
     import keras
 
-    optimizer = keras.optimizers.Adam(learning_rate=lr)
-    kind = _output_kind(model)
-    if arch.mode == "autoencoder":
-        model.compile(optimizer=optimizer, loss="mse")
-    elif dataset.task == "regression":
-        model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
-    elif kind == "sigmoid":
-        model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=kind == "logits")
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    loss, metrics = _loss(model, arch, dataset)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss, metrics=metrics)
+
+
+def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+    classes = (pred.reshape(-1) > 0.5) if pred.shape[-1] == 1 else pred.argmax(axis=1)
+    return float(np.mean(classes.astype(np.int64) == y.reshape(-1).astype(np.int64)))
 
 
 def _targets(arch: Architecture, dataset: Dataset, part: str) -> np.ndarray:
@@ -145,7 +156,7 @@ def _evaluate(arch: Architecture, dataset: Dataset, model: Any) -> dict[str, Any
         return {"test_mse": float(np.mean(err ** 2)), "test_mae": float(np.mean(np.abs(err)))}
     classes = (pred.reshape(-1) > 0.5).astype(np.int64) if pred.shape[-1] == 1 \
         else pred.argmax(axis=1)
-    return {"test_accuracy": float(np.mean(classes == y)), "test_samples": int(len(y)),
+    return {"test_accuracy": _accuracy(pred, y), "test_samples": int(len(y)),
             "_predicted": classes}
 
 
@@ -193,6 +204,8 @@ def _fit(config: TrainConfig, arch: Architecture, dataset: Dataset, spec: DataSp
             _compile(model, arch, dataset, config.learning_rate)
             trainer = model
     log(f"model: {arch.name}, {model.count_params():,} parameters; {dataset.summary()}")
+    if config.strategy == "multi-worker":
+        return model, _fit_multi_worker(config, arch, dataset, model, strategy, folder, log)
     callbacks: list[Any] = [keras.callbacks.CSVLogger(str(folder / "history.csv"))]
     fit_args: dict[str, Any] = {}
     if arch.mode == "gan":
@@ -210,6 +223,28 @@ def _fit(config: TrainConfig, arch: Architecture, dataset: Dataset, spec: DataSp
     history = trainer.fit(x, y, epochs=config.epochs, batch_size=config.batch_size,
                           callbacks=callbacks, verbose=config.verbose, shuffle=True, **fit_args)
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _fit_multi_worker(config: TrainConfig, arch: Architecture, dataset: Dataset, model: Any,
+                      strategy: Any, folder: Path, log: Log) -> dict[str, list[float]]:
+    import keras
+
+    from .distributed_loop import distributed_fit
+
+    if arch.mode == "gan":
+        raise UsageError("gan trains with its own adversarial loop and does not support "
+                         "--strategy multi-worker; use default or mirrored")
+    loss, metrics = _loss(model, arch, dataset, reduction="none")
+    with strategy.scope():
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        optimizer.build(model.trainable_variables)
+    log(f"multi-worker: {strategy.num_replicas_in_sync} replicas in sync")
+    return distributed_fit(
+        model, optimizer, loss, strategy, dataset.x_train, _targets(arch, dataset, "train"),
+        dataset.x_val, _targets(arch, dataset, "val"), epochs=config.epochs,
+        batch_size=config.batch_size, patience=config.patience, seed=config.seed,
+        accuracy=_accuracy if "accuracy" in metrics else None,
+        history_csv=folder / "history.csv", log=log)
 
 
 def train(config: TrainConfig, log: Log | None = None) -> RunResult:
