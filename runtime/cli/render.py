@@ -125,18 +125,42 @@ def write_npy(outputs: Mapping[str, np.ndarray], output_path: str | None) -> Non
         fh.write(_npy_bytes(outputs, as_npz=suffix == ".npz"))
 
 
+def image_output_dir(model: Any, image_dir: str | None) -> Path:
+    return Path(image_dir) if image_dir else Path(f"{model.path.stem}-images")
+
+
+def _save_image_outputs(model: Any, sources: list[str], outputs: Mapping[str, np.ndarray],
+                        image_dir: str | None) -> list[Path] | None:
+    """PNG files for the first output when the metadata says it is an image."""
+    spec = model.metadata.output
+    first = next(iter(outputs))
+    if spec is None or spec.kind != "image" or first != model.signature.output_names[0]:
+        return None
+    from ..image_outputs import save_images
+
+    return save_images(outputs[first], spec, image_output_dir(model, image_dir), sources)
+
+
 def render_result(model: Any, sources: list[str], outputs: Mapping[str, np.ndarray], *,
-                  fmt: str, output_path: str | None, top_k: int | None, elapsed: float) -> None:
+                  fmt: str, output_path: str | None, top_k: int | None, elapsed: float,
+                  image_dir: str | None = None) -> None:
     if fmt == "npy":
         write_npy(outputs, output_path)
         return
     preds = predictions(model, outputs, top_k)
+    images = _save_image_outputs(model, sources, outputs, image_dir)
     if fmt == "json":
         import json
 
-        text = json.dumps(to_json(model, sources, outputs, preds, elapsed))
+        doc = to_json(model, sources, outputs, preds, elapsed)
+        if images is not None:
+            doc["images"] = [str(p) for p in images]
+        text = json.dumps(doc)
     else:
         text = to_table(model, sources, outputs, preds, elapsed)
+        if images is not None:
+            text += (f"\nwrote {len(images)} PNG image{'s' if len(images) != 1 else ''} to "
+                     f"{images[0].parent}/ ({images[0].name} ...)" if images else "")
     if output_path is None:
         click.echo(text)
     else:

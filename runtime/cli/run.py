@@ -68,6 +68,9 @@ def _image_preprocess(model: Any, flags: dict[str, Any]):
               default="table", show_default=True, help="How to print or save the outputs.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), default=None,
               help="Write the result here (.npz/.npy with --format npy) instead of stdout.")
+@click.option("--image-dir", default=None, metavar="DIR",
+              help="Where PNG files go when the metadata says the output is an image "
+                   "(default: MODEL-images/).")
 @click.option("--output-name", "output_names", multiple=True, metavar="NAME",
               help="Only compute these outputs (repeatable).")
 @click.option("--cast", is_flag=True,
@@ -89,7 +92,7 @@ def _image_preprocess(model: Any, flags: dict[str, Any]):
 def run(model_path: str, inputs: tuple[str, ...], providers: tuple[str, ...],
         provider_option: tuple[str, ...], strict: bool, threads: int | None,
         batch_size: int | None, top_k: int | None, fmt: str, output_path: str | None,
-        output_names: tuple[str, ...], cast: bool, image_size: str | None,
+        image_dir: str | None, output_names: tuple[str, ...], cast: bool, image_size: str | None,
         channels: str | None, layout: str | None, scale: float | None, offset: float | None,
         mean: str | None, std: str | None, invert: bool | None) -> None:
     """Run MODEL on INPUT files and print or save the outputs.
@@ -102,7 +105,10 @@ def run(model_path: str, inputs: tuple[str, ...], providers: tuple[str, ...],
       .csv/.tsv       numeric rows, one sample per row
       image files     .png .jpg .bmp .pgm ... (needs edge-infer[image]); a folder of them
       .txt / "text"   for models with a text vocabulary: one example per line, or a string
+      random:N[:SEED] N samples of standard normal noise (a generator's latent vectors)
       -               standard input (.npy/.npz bytes or JSON)
+    When the metadata says the output is an image (generators, autoencoders), each
+    sample is also written as a PNG file to --image-dir.
     Several inputs run as one batch; a single sample gets its batch axis added.
 
     \b
@@ -111,6 +117,7 @@ def run(model_path: str, inputs: tuple[str, ...], providers: tuple[str, ...],
       edge-infer run model.onnx images/ --format json
       edge-infer run model.onnx x.npz --format npy --output out.npz
       edge-infer run spam.onnx "WIN a FREE prize now"
+      edge-infer run generator.onnx random:16 --image-dir samples/
       python make_batch.py | edge-infer run model.onnx -
     """
     from ..inputs import LoadContext, load_inputs
@@ -134,4 +141,4 @@ def run(model_path: str, inputs: tuple[str, ...], providers: tuple[str, ...],
                         batch_size=batch_size, cast="force" if cast else batch.cast)
     elapsed = time.perf_counter() - started
     render_result(model, batch.sources, outputs, fmt=fmt, output_path=output_path,
-                  top_k=top_k, elapsed=elapsed)
+                  top_k=top_k, elapsed=elapsed, image_dir=image_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,30 @@ def image_paths(args: list[str]) -> list[Path] | None:
     return paths
 
 
+_RANDOM = re.compile(r"random:(\d+)(?::(\d+))?$")
+
+
+def random_inputs(count: int, seed: int, ctx: LoadContext) -> Batch:
+    """Standard normal samples for every input, e.g. a generator's latent vectors."""
+    if count < 1:
+        raise InputError(f"random:N needs N >= 1, found {count}")
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for spec in ctx.signature.inputs:
+        dims = (spec.shape or ())[1:]
+        if spec.shape is None or not all(isinstance(d, int) for d in dims):
+            raise InputError(f"random:N needs input {spec.name!r} to have fixed dimensions "
+                             f"after the batch, found {spec.describe()}")
+        if spec.dtype is None or spec.dtype.kind != "f":
+            raise InputError(f"random:N makes float noise; input {spec.name!r} takes {spec.type}")
+        arrays[spec.name] = rng.standard_normal((count, *dims)).astype(spec.dtype)
+    return Batch(arrays, [f"random{i}" for i in range(count)])
+
+
 def _one_argument(arg: str, ctx: LoadContext) -> Batch:
+    match = _RANDOM.match(arg)
+    if match and not Path(arg).exists():
+        return random_inputs(int(match.group(1)), int(match.group(2) or 0), ctx)
     if arg == "-":
         from .arrays import load_stdin
 
@@ -117,7 +141,7 @@ def _one_argument(arg: str, ctx: LoadContext) -> Batch:
 
         return encode_texts([arg], [_short(arg)], ctx)
     raise InputError(f"input {arg} does not exist; expected a file (.npy, .npz, .json, .csv, "
-                     "an image, .txt), a folder of images, or '-' for standard input")
+                     "an image, .txt), a folder of images, random:N, or '-' for standard input")
 
 
 def _short(text: str, width: int = 40) -> str:
