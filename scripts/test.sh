@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Run the test suite the way CI does: a virtual environment of its own (.venv, or $VENV),
+# every extra installed (the training tests need TensorFlow),
 # edge-infer installed into it as a user would install it (not editable), then pytest.
 # Extra arguments go to pytest:  scripts/test.sh -k cli -x
 set -euo pipefail
@@ -11,5 +12,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade --force-reinstall --no-deps .
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check ".[dev,image]"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check ".[dev,image,train]"
 exec "$VENV/bin/python" -m pytest "$@"
