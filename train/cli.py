@@ -16,7 +16,7 @@ from edge_infer.runtime.errors import UsageError
 
 
 def _listing() -> str:
-    from .datasets import DATASETS, KERAS_DATASETS  # type: ignore[attr-defined]
+    from .datasets import DATASETS, KERAS_DATASETS
     from .models import ARCHITECTURES
 
     lines = ["architectures:"]

@@ -105,11 +105,12 @@ def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(classes.astype(np.int64) == y.reshape(-1).astype(np.int64)))
 
 
-def _targets(arch: Architecture, dataset: Dataset, part: str) -> np.ndarray:
+def _targets(arch: Architecture, dataset: Dataset, part: str, model: Any) -> np.ndarray:
+    """What the model is fitted to: the inputs for autoencoders, float labels for a sigmoid."""
     x, y = getattr(dataset, f"x_{part}"), getattr(dataset, f"y_{part}")
     if arch.mode == "autoencoder":
         return x
-    if dataset.task == "classification" and dataset.num_classes == 2 and arch.name == "mlp":
+    if _output_kind(model) == "sigmoid":
         return y.astype(np.float32)
     return y
 
@@ -212,8 +213,8 @@ def _fit(config: TrainConfig, arch: Architecture, dataset: Dataset, spec: DataSp
         x = np.concatenate([dataset.x_train, dataset.x_val])
         y = None
     else:
-        x, y = dataset.x_train, _targets(arch, dataset, "train")
-        fit_args["validation_data"] = (dataset.x_val, _targets(arch, dataset, "val"))
+        x, y = dataset.x_train, _targets(arch, dataset, "train", model)
+        fit_args["validation_data"] = (dataset.x_val, _targets(arch, dataset, "val", model))
         callbacks += [
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                           restore_best_weights=True),
@@ -240,8 +241,8 @@ def _fit_multi_worker(config: TrainConfig, arch: Architecture, dataset: Dataset,
         optimizer.build(model.trainable_variables)
     log(f"multi-worker: {strategy.num_replicas_in_sync} replicas in sync")
     return distributed_fit(
-        model, optimizer, loss, strategy, dataset.x_train, _targets(arch, dataset, "train"),
-        dataset.x_val, _targets(arch, dataset, "val"), epochs=config.epochs,
+        model, optimizer, loss, strategy, dataset.x_train, _targets(arch, dataset, "train", model),
+        dataset.x_val, _targets(arch, dataset, "val", model), epochs=config.epochs,
         batch_size=config.batch_size, patience=config.patience, seed=config.seed,
         accuracy=_accuracy if "accuracy" in metrics else None,
         history_csv=folder / "history.csv", log=log)

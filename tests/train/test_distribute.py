@@ -77,7 +77,7 @@ def test_two_workers_on_localhost(tmp_path):
                 p.kill()
             pytest.fail("the two workers did not finish within 240 s")
         results.append((proc.returncode, stdout, stderr))
-    for code, stdout, stderr in results:
+    for code, _stdout, stderr in results:
         assert code == 0, stderr[-2000:]
     # Synchronous data parallelism: both workers saw the same losses, epoch by epoch.
     epochs = [[ln for ln in err.splitlines() if ln.startswith("epoch ")] for _, _, err in results]

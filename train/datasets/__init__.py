@@ -15,7 +15,8 @@ from . import builtin  # noqa: F401  (registers the built-in datasets)
 from .base import DATASETS, Dataset, register, split
 from .keras_sets import KERAS_DATASETS
 
-__all__ = ["DATASETS", "Dataset", "known_specs", "load_dataset", "register", "split"]
+__all__ = ["DATASETS", "KERAS_DATASETS", "Dataset", "known_specs", "load_dataset", "register",
+           "split"]
 
 
 def known_specs() -> list[str]:
