@@ -37,8 +37,9 @@ def _listing() -> str:
 @click.argument("architecture", required=False, metavar="ARCH")
 @click.option("-d", "--dataset", default="digits", show_default=True, metavar="SPEC",
               help="A dataset name, keras:NAME, or a path (.npz, .csv/.tsv, image folder).")
-@click.option("-e", "--epochs", type=click.IntRange(min=1), default=60, show_default=True,
-              help="Most epochs; early stopping usually ends sooner.")
+@click.option("-e", "--epochs", type=click.IntRange(min=1), default=None,
+              help="Most epochs (default: the architecture's: 60; lstm/gru 150; gan 300). "
+                   "Early stopping usually ends sooner.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the split, the weights and TensorFlow (runs are reproducible).")
@@ -46,15 +47,17 @@ def _listing() -> str:
               help="Run folder (default: runs/ARCH-DATASET, numbered if it exists).")
 @click.option("--patience", type=click.IntRange(min=0), default=10, show_default=True,
               help="Epochs without a better validation loss before stopping.")
-@click.option("--learning-rate", type=float, default=1e-3, show_default=True)
+@click.option("--learning-rate", type=float, default=None,
+              help="Adam's learning rate (default: the architecture's: 1e-3; lstm/gru 3e-3; "
+                   "gan 2e-4).")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]),
               default="default", show_default=True,
               help="tf.distribute strategy; multi-worker reads the cluster from TF_CONFIG.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--list", "show_list", is_flag=True, help="List architectures and datasets.")
 @debug_option
-def train(architecture: str | None, dataset: str, epochs: int, batch_size: int, seed: int,
-          out: Path | None, patience: int, learning_rate: float, strategy: str, quiet: bool,
+def train(architecture: str | None, dataset: str, epochs: int | None, batch_size: int, seed: int,
+          out: Path | None, patience: int, learning_rate: float | None, strategy: str, quiet: bool,
           show_list: bool) -> None:
     """Train ARCH on a dataset and write a run folder: model.keras, history.csv,
     curves.png, confusion.png, metrics.json, model.json.

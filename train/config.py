@@ -16,24 +16,24 @@ class TrainConfig:
 
     architecture: str
     dataset: str = "digits"
-    epochs: int = 60
+    epochs: int | None = None  # None: the architecture's default
     batch_size: int = 32
     seed: int = 0
     out: Path | None = None
     patience: int = 10
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None  # None: the architecture's default
     strategy: str = "default"
     verbose: int | str = "auto"
     deterministic: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
+        if self.epochs is not None and self.epochs < 1:
             raise UsageError(f"epochs must be >= 1, found {self.epochs}")
         if self.batch_size < 1:
             raise UsageError(f"batch size must be >= 1, found {self.batch_size}")
         if self.patience < 0:
             raise UsageError(f"patience must be >= 0, found {self.patience}")
-        if not self.learning_rate > 0:
+        if self.learning_rate is not None and not self.learning_rate > 0:
             raise UsageError(f"learning rate must be > 0, found {self.learning_rate}")
         if self.strategy not in STRATEGIES:
             raise UsageError(f"strategy must be one of {', '.join(STRATEGIES)}, "

@@ -23,7 +23,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -199,8 +199,9 @@ def _fit(config: TrainConfig, arch: Architecture, dataset: Dataset, spec: DataSp
             from .models.gan import LATENT, discriminator
 
             trainer = make_gan(model, discriminator(spec), LATENT, config.seed)
-            trainer.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
-                            g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+            trainer.compile(
+                d_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=0.5),
+                g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=0.5))
         else:
             _compile(model, arch, dataset, config.learning_rate)
             trainer = model
@@ -232,9 +233,6 @@ def _fit_multi_worker(config: TrainConfig, arch: Architecture, dataset: Dataset,
 
     from .distributed_loop import distributed_fit
 
-    if arch.mode == "gan":
-        raise UsageError("gan trains with its own adversarial loop and does not support "
-                         "--strategy multi-worker; use default or mirrored")
     loss, metrics = _loss(model, arch, dataset, reduction="none")
     with strategy.scope():
         optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
@@ -252,6 +250,11 @@ def train(config: TrainConfig, log: Log | None = None) -> RunResult:
     """Train ``config.architecture`` on ``config.dataset`` and write the run folder."""
     log = log or (lambda _msg: None)
     arch = get(config.architecture)  # unknown names fail before anything heavy
+    config = replace(config, epochs=config.epochs or arch.epochs,
+                     learning_rate=config.learning_rate or arch.learning_rate)
+    if arch.mode == "gan" and config.strategy == "multi-worker":
+        raise UsageError("gan trains with its own adversarial loop and does not support "
+                         "--strategy multi-worker; use default or mirrored")
     out = Path(config.out) if config.out is not None else default_out(config)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"output folder {out} exists and is not empty; choose another --out")
@@ -285,6 +288,7 @@ def train(config: TrainConfig, log: Log | None = None) -> RunResult:
             "epochs_run": len(next(iter(history.values()), [])),
             "best_epoch": int(np.argmin(val_losses)) + 1 if val_losses else None,
             "train_seconds": round(elapsed, 2), "batch_size": config.batch_size,
+            "max_epochs": config.epochs, "learning_rate": config.learning_rate,
             "seed": config.seed, "strategy": config.strategy,
             "samples": {"train": len(dataset.x_train), "val": len(dataset.x_val),
                         "test": len(dataset.x_test)},

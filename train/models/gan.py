@@ -39,7 +39,8 @@ def discriminator(spec: DataSpec):
     return keras.Model(inputs, outputs, name="discriminator")
 
 
-@register("gan", kinds=("image",), tasks=("classification", "regression"), mode="gan",
+@register("gan", kinds=("image",), tasks=("classification", "regression"), mode="gan", epochs=300,
+          learning_rate=2e-4,
           description="DCGAN; the generator (latent 32 -> image) is the exported model",
           preprocessing="input: a latent vector of 32 standard normal values; output: "
                         "pixels / 255")

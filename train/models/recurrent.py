@@ -24,14 +24,16 @@ def _recurrent(spec: DataSpec, cell: str):
     return keras.Model(inputs, outputs, name=cell.lower())
 
 
-@register("lstm", kinds=("text", "sequence"), tasks=("classification",),
+@register("lstm", kinds=("text", "sequence"), tasks=("classification",), epochs=150,
+          learning_rate=3e-3,
           description="text: embedding 64 + LSTM 64; sequences: stacked LSTM 64-32; softmax",
           preprocessing="text: token ids from the stored vocabulary; sequences as given")
 def lstm(spec: DataSpec):
     return _recurrent(spec, "LSTM")
 
 
-@register("gru", kinds=("text", "sequence"), tasks=("classification",),
+@register("gru", kinds=("text", "sequence"), tasks=("classification",), epochs=150,
+          learning_rate=3e-3,
           description="the lstm architecture with GRU cells",
           preprocessing="text: token ids from the stored vocabulary; sequences as given")
 def gru(spec: DataSpec):

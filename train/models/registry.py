@@ -43,6 +43,8 @@ class Architecture:
     description: str
     mode: str = "supervised"
     preprocessing: str = ""
+    epochs: int = 60  # defaults when the user gives none; early stopping usually ends sooner
+    learning_rate: float = 1e-3
 
     def check(self, spec: DataSpec, dataset_name: str) -> None:
         """Refuse data that does not fit, before any training starts."""
@@ -66,11 +68,12 @@ ARCHITECTURES: dict[str, Architecture] = {}
 
 
 def register(name: str, *, kinds: tuple[str, ...], tasks: tuple[str, ...], description: str,
-             mode: str = "supervised", preprocessing: str = ""
+             mode: str = "supervised", preprocessing: str = "", epochs: int = 60,
+             learning_rate: float = 1e-3
              ) -> Callable[[Callable[[DataSpec], Any]], Callable[[DataSpec], Any]]:
     def wrap(fn: Callable[[DataSpec], Any]) -> Callable[[DataSpec], Any]:
         ARCHITECTURES[name] = Architecture(name, fn, kinds, tasks, description, mode,
-                                           preprocessing)
+                                           preprocessing, epochs, learning_rate)
         return fn
     return wrap
 
