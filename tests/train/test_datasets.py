@@ -136,3 +136,39 @@ def test_bad_text_csv(tmp_path, content, message):
     (tmp_path / "bad.csv").write_text(content)
     with pytest.raises(DatasetError, match=message):
         load_dataset(str(tmp_path / "bad.csv"))
+
+
+def test_keras_mnist_path_with_a_cached_copy(monkeypatch):
+    """What keras:mnist does with the arrays Keras returns (here from a stand-in loader)."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    train_xy = (rng.integers(0, 256, (50, 28, 28), dtype=np.uint8), np.arange(50) % 10)
+    test_xy = (rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), np.arange(20) % 10)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: (train_xy, test_xy))
+    d = load_dataset("keras:mnist")
+    assert d.input_shape == (28, 28, 1) and len(d.x_test) == 20
+    assert len(d.x_train) + len(d.x_val) == 50 and d.x_train.max() <= 1.0
+    assert d.preprocess.size == (28, 28)
+
+
+def test_keras_imdb_tokens_match_the_runtime_tokenizer(monkeypatch):
+    """IMDB arrives as Keras' token ids; the stored vocabulary must let the runtime produce
+    the same ids from raw text."""
+    import keras
+
+    from edge_infer.runtime.inputs.text import Tokenizer
+
+    word_index = {"the": 1, "movie": 2, "was": 3, "great": 4, "awful": 5}
+    # Keras offsets word ids by 3 and starts every review with 1 ([START]); 2 is out of vocabulary.
+    reviews = [[1, 4, 5, 6, 7], [1, 4, 5, 6, 8], [1, 2, 4, 5], [1, 4, 5, 7], [1, 4, 5, 8, 2]]
+    labels = np.array([1, 0, 1, 1, 0])
+    fake = ((np.array(reviews, dtype=object), labels), (np.array(reviews[:2], dtype=object),
+                                                        labels[:2]))
+    monkeypatch.setattr(keras.datasets.imdb, "load_data", lambda num_words: fake)
+    monkeypatch.setattr(keras.datasets.imdb, "get_word_index", lambda: word_index)
+    d = load_dataset("keras:imdb")
+    assert d.kind == "text" and d.labels == ("negative", "positive")
+    ids = Tokenizer(d.preprocess).encode(["The movie was GREAT!", "the movie was awful."],
+                                         d.preprocess.sequence_length)
+    np.testing.assert_array_equal(ids, d.x_test[:2])
