@@ -46,6 +46,18 @@ def test_only_the_edge_infer_namespace_is_installed(wheel):
     assert "edge_infer/runtime/inputs/images.py" in names
 
 
+def test_every_source_package_is_in_the_wheel(wheel):
+    """A sub-package missing from pyproject's list would vanish from real installs."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for top in ("runtime", "train", "export", "devices"):
+        for init in (ROOT / top).rglob("__init__.py"):
+            rel = init.relative_to(ROOT / top).parent.as_posix()
+            module = f"edge_infer/{top}" + ("" if rel == "." else f"/{rel}")
+            assert f"{module}/__init__.py" in names, f"{module} is not packaged"
+            for source in init.parent.glob("*.py"):
+                assert f"{module}/{source.name}" in names
+
+
 def test_base_dependencies_are_onnxruntime_numpy_click(wheel):
     with zipfile.ZipFile(wheel) as zf:
         meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
