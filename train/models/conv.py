@@ -5,6 +5,16 @@ from __future__ import annotations
 from .registry import DataSpec, register
 
 
+def conv_blocks(layers, x, filters: tuple[int, ...], pooled: int):
+    """3x3 ReLU convolutions with ``padding="same"`` (tiny 8x8 inputs survive the pooling);
+    the first ``pooled`` of them are followed by 2x2 max pooling."""
+    for i, n in enumerate(filters):
+        x = layers.Conv2D(n, 3, activation="relu", padding="same")(x)
+        if i < pooled:
+            x = layers.MaxPooling2D(2)(x)
+    return x
+
+
 @register("cnn", kinds=("image",), tasks=("classification",),
           description="MNIST-style: conv 32, pool, conv 64, pool, flatten, dense softmax",
           preprocessing="pixels / 255, NHWC")
@@ -13,10 +23,7 @@ def cnn(spec: DataSpec):
 
     layers = keras.layers
     inputs = keras.Input(shape=spec.input_shape, name="image")
-    x = layers.Conv2D(32, 3, activation="relu", padding="same")(inputs)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
-    x = layers.MaxPooling2D(2)(x)
+    x = conv_blocks(layers, inputs, (32, 64), pooled=2)
     x = layers.Flatten()(x)
     x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
@@ -31,11 +38,7 @@ def cifar_cnn(spec: DataSpec):
 
     layers = keras.layers
     inputs = keras.Input(shape=spec.input_shape, name="image")
-    x = layers.Conv2D(32, 3, activation="relu", padding="same")(inputs)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
+    x = conv_blocks(layers, inputs, (32, 64, 64), pooled=2)
     x = layers.Flatten()(x)
     x = layers.Dense(64, activation="relu")(x)
     outputs = layers.Dense(spec.num_classes, name="logits")(x)

@@ -24,17 +24,19 @@ def _recurrent(spec: DataSpec, cell: str):
     return keras.Model(inputs, outputs, name=cell.lower())
 
 
-@register("lstm", kinds=("text", "sequence"), tasks=("classification",), epochs=150,
-          learning_rate=3e-3,
-          description="text: embedding 64 + LSTM 64; sequences: stacked LSTM 64-32; softmax",
-          preprocessing="text: token ids from the stored vocabulary; sequences as given")
+# lstm and gru differ only in the cell; both take text or numeric sequences and train longer
+# at a higher learning rate than the dense and convolutional models.
+_RECURRENT = {"kinds": ("text", "sequence"), "tasks": ("classification",), "epochs": 150,
+              "learning_rate": 3e-3,
+              "preprocessing": "text: token ids from the stored vocabulary; sequences as given"}
+
+
+@register("lstm", description="text: embedding 64 + LSTM 64; sequences: stacked LSTM 64-32; "
+                              "softmax", **_RECURRENT)
 def lstm(spec: DataSpec):
     return _recurrent(spec, "LSTM")
 
 
-@register("gru", kinds=("text", "sequence"), tasks=("classification",), epochs=150,
-          learning_rate=3e-3,
-          description="the lstm architecture with GRU cells",
-          preprocessing="text: token ids from the stored vocabulary; sequences as given")
+@register("gru", description="the lstm architecture with GRU cells", **_RECURRENT)
 def gru(spec: DataSpec):
     return _recurrent(spec, "GRU")
