@@ -11,6 +11,7 @@ Run folder::
     curves.png     loss and metrics per epoch, train against validation
     confusion.png  confusion matrix on the test split (classifiers)
     samples.png    generated images (gan) or reconstructions (autoencoders)
+    samples.npz    up to 256 test inputs and labels (latent vectors for gan): parity checks
     metrics.json   test metrics, parameters, epochs, time, versions
     model.json     what export and the runtime need: task, labels, input/output, metadata
 """
@@ -187,6 +188,20 @@ def _write_plots(arch: Architecture, dataset: Dataset, model: Any, history: dict
                          f"{title}: test images (top) and reconstructions (bottom)")
 
 
+SAMPLES = 256
+
+
+def _save_samples(arch: Architecture, dataset: Dataset, path: Path, seed: int) -> None:
+    """Real test inputs (and labels) kept with the run: export proves parity on them."""
+    if arch.mode == "gan":
+        from .models.gan import LATENT
+
+        x = np.random.default_rng(seed).normal(size=(64, LATENT)).astype(np.float32)
+        np.savez(path, x=x)
+        return
+    np.savez(path, x=dataset.x_test[:SAMPLES], y=dataset.y_test[:SAMPLES])
+
+
 def _fit(config: TrainConfig, arch: Architecture, dataset: Dataset, spec: DataSpec,
          folder: Path, log: Log) -> tuple[Any, dict[str, list[float]]]:
     import keras
@@ -295,6 +310,7 @@ def train(config: TrainConfig, log: Log | None = None) -> RunResult:
             "versions": _versions(),
         })
         model.save(str(folder / "model.keras"))
+        _save_samples(arch, dataset, folder / "samples.npz", config.seed)
         (folder / "checkpoint.keras").unlink(missing_ok=True)
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (folder / "model.json").write_text(

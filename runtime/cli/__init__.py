@@ -25,12 +25,14 @@ COMMANDS: dict[str, str] = {
     "info": "edge_infer.runtime.cli.info:info",
     "providers": "edge_infer.runtime.cli.providers:providers",
     "train": "edge_infer.train.cli:train",
+    "export": "edge_infer.export.cli:export",
 }
 SHORT_HELP: dict[str, str] = {
     "run": "Run a model on .npy/.npz/.json/image/text inputs.",
     "info": "Show a model's inputs, outputs, opsets, size, quantization and operators.",
     "providers": "List execution providers and what 'auto' picks.",
     "train": "Train a zoo model (cnn, lstm, gan, ...) on a dataset [train extra].",
+    "export": "Convert a trained Keras model to ONNX with a parity proof [train extra].",
 }
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -33,7 +33,8 @@ def test_builds_trains_one_epoch_and_saves(arch, tmp_path, messages_csv):
     result = train(TrainConfig(arch, dataset, epochs=1, batch_size=64, out=out, verbose=0))
     assert result.path == out
     files = {p.name for p in out.iterdir()}
-    assert {"model.keras", "history.csv", "curves.png", "metrics.json", "model.json"} <= files
+    assert {"model.keras", "history.csv", "curves.png", "metrics.json", "model.json",
+            "samples.npz"} <= files
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial left
 
     metrics = json.loads((out / "metrics.json").read_text())

@@ -1,0 +1,226 @@
+"""``export()``: a Keras model or run folder to an ONNX file that provably computes the same.
+
+Order of work: load the Keras model, convert it, write the metadata contract and provenance,
+apply onnxruntime's basic offline optimisation (constant folding and redundant-node removal
+only: standard ONNX ops, so TensorRT, OpenVINO and every other provider can still take the
+graph), run ``onnx.checker``, then prove parity on real samples. Only a model that passes is
+written, under a temporary name renamed into place; a failure writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edge_infer.runtime.atomic import atomic_open
+
+from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx
+from .errors import ConversionError, ParityError, SourceError
+from .parity import ParityReport, check
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    source: Path
+    out: Path | None = None
+    opset: int = DEFAULT_OPSET
+    tolerance: float = 1e-4
+    samples: int = 256
+    optimize: bool = True
+
+    def __post_init__(self) -> None:
+        from edge_infer.runtime.errors import UsageError
+
+        if not self.tolerance > 0:
+            raise UsageError(f"tolerance must be > 0, found {self.tolerance}")
+        if self.samples < 1:
+            raise UsageError(f"samples must be >= 1, found {self.samples}")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    parity: ParityReport
+    size_bytes: int
+    opset: int
+    operators: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_source(source: Path) -> tuple[Path, Path | None]:
+    """The ``.keras`` file and, when there is one, its run folder (with model.json)."""
+    if not source.exists():
+        raise SourceError(f"{source} does not exist; expected a run folder from `edge-infer "
+                          "train` or a .keras file")
+    if source.is_dir():
+        keras_file = source / "model.keras"
+        if not keras_file.is_file():
+            raise SourceError(f"{source} has no model.keras; expected a run folder from "
+                              "`edge-infer train`")
+        return keras_file, source
+    if source.suffix != ".keras":
+        raise SourceError(f"{source} is not a .keras file or a run folder")
+    return source, source.parent if (source.parent / "model.json").is_file() else None
+
+
+def weights_sha256(model: Any) -> str:
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"framework": "keras"}
+    for dist in ("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime", "edge-infer"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _samples(model: Any, run_dir: Path | None, info: dict[str, Any], count: int,
+             log: Log) -> np.ndarray:
+    """Real inputs: the run's samples.npz, else the dataset's test split, else noise."""
+    if run_dir is not None and (run_dir / "samples.npz").is_file():
+        with np.load(run_dir / "samples.npz") as data:
+            return data["x"][:count]
+    spec = info.get("dataset_spec")
+    if spec:
+        try:
+            from edge_infer.train.datasets import load_dataset
+
+            return load_dataset(spec, seed=info.get("seed", 0)).x_test[:count]
+        except Exception as exc:  # offline Keras sets, moved files: fall back, but say so
+            log(f"warning: cannot load dataset {spec} for the parity check ({exc})")
+    inp = model.inputs[0]
+    log("warning: no real samples found; checking parity on random inputs")
+    shape = (min(count, 64), *inp.shape[1:])
+    rng = np.random.default_rng(0)
+    if "int" in str(inp.dtype):
+        return rng.integers(0, 10, size=shape).astype(np.int64)
+    return rng.random(shape, dtype=np.float32)
+
+
+def _metadata(model: Any, info: dict[str, Any], metrics: dict[str, Any]) -> dict[str, str]:
+    props = dict(info.get("metadata", {}))
+    source = _versions()
+    if info.get("architecture"):
+        source["architecture"] = info["architecture"]
+    props["edge_infer.source"] = json.dumps(source)
+    if info.get("dataset"):
+        props["edge_infer.dataset"] = str(info["dataset"])
+    tests = {k: v for k, v in metrics.items() if k.startswith("test_") and isinstance(v, float)}
+    if tests:
+        props["edge_infer.metrics"] = json.dumps(tests)
+    props["edge_infer.weights_sha256"] = weights_sha256(model)
+    return props
+
+
+def _set_props(proto: Any, props: dict[str, str]) -> None:
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def _optimize(proto: Any) -> Any:
+    """onnxruntime's basic offline optimisation, which keeps to standard ONNX operators."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+        so.log_severity_level = 3
+        ort.InferenceSession(proto.SerializeToString(), sess_options=so,
+                             providers=["CPUExecutionProvider"])
+        return onnx.load(so.optimized_model_filepath)
+
+
+def _tidy(proto: Any) -> None:
+    """Name the batch dimension ``batch`` and declare only the opsets the graph uses
+    (onnxruntime's optimiser declares every domain it knows)."""
+    for value in (*proto.graph.input, *proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = "batch"
+    used = {node.domain or "" for node in proto.graph.node} | {""}
+    keep = [op for op in proto.opset_import if (op.domain or "") in used]
+    del proto.opset_import[:]
+    proto.opset_import.extend(keep)
+
+
+def _run_onnx(data: bytes, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
+    log = log or (lambda _msg: None)
+    check_opset(config.opset)
+    keras_file, run_dir = resolve_source(Path(config.source))
+    info: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    if run_dir is not None:
+        info = json.loads((run_dir / "model.json").read_text()) \
+            if (run_dir / "model.json").is_file() else {}
+        metrics = json.loads((run_dir / "metrics.json").read_text()) \
+            if (run_dir / "metrics.json").is_file() else {}
+    out = Path(config.out) if config.out else keras_file.with_suffix(".onnx")
+    if out.suffix != ".onnx":
+        raise SourceError(f"--out must end in .onnx, found {out.name}")
+
+    import keras
+    import onnx
+
+    try:
+        model = keras.models.load_model(keras_file)
+    except Exception as exc:
+        raise SourceError(f"{keras_file} is not a loadable Keras model ({exc})") from None
+    log(f"converting {keras_file} with tf2onnx (opset {config.opset})")
+    proto = keras_to_onnx(model, opset=config.opset)
+    if config.optimize:
+        proto = _optimize(proto)
+    _tidy(proto)
+    props = _metadata(model, info, metrics)
+    _set_props(proto, props)
+    proto.producer_name, proto.producer_version = "edge-infer", _versions().get("edge-infer", "")
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise ConversionError(f"the converted model fails onnx.checker: {exc}") from None
+
+    x = _samples(model, run_dir, info, config.samples, log)
+    keras_out = np.asarray(model(x, training=False))
+    onnx_out = _run_onnx(proto.SerializeToString(), x)
+    classifier = info.get("task") == "classification" or (
+        not info and keras_out.ndim == 2 and keras_out.shape[1] > 1)
+    parity = check(keras_out, onnx_out, tolerance=config.tolerance, classifier=classifier)
+    if not parity.passed:
+        raise ParityError(f"ONNX and Keras disagree: {parity.summary()}; nothing was written")
+    props["edge_infer.parity"] = json.dumps(parity.to_dict())
+    _set_props(proto, props)
+    data = proto.SerializeToString()
+    with atomic_open(out, "wb") as fh:
+        fh.write(data)
+    operators: dict[str, int] = {}
+    for node in proto.graph.node:
+        operators[node.op_type] = operators.get(node.op_type, 0) + 1
+    return ExportResult(path=out, parity=parity, size_bytes=len(data), opset=config.opset,
+                        operators=operators, metadata=props)

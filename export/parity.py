@@ -1,0 +1,47 @@
+"""Proof that the ONNX model computes what the Keras model computes, on real samples."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    samples: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    top1_agreement: float | None  # classifiers only
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.tolerance and self.top1_agreement in (None, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+    def summary(self) -> str:
+        text = (f"max |diff| {self.max_abs_diff:.3g} (tolerance {self.tolerance:g}) on "
+                f"{self.samples} samples")
+        if self.top1_agreement is not None:
+            text += f", top-1 agreement {self.top1_agreement:.2%}"
+        return text
+
+
+def _top1(y: np.ndarray) -> np.ndarray:
+    flat = y.reshape(len(y), -1)
+    return (flat[:, 0] > 0.5).astype(np.int64) if flat.shape[1] == 1 else flat.argmax(axis=1)
+
+
+def check(keras_out: np.ndarray, onnx_out: np.ndarray, *, tolerance: float,
+          classifier: bool) -> ParityReport:
+    a = np.asarray(keras_out, dtype=np.float64)
+    b = np.asarray(onnx_out, dtype=np.float64).reshape(a.shape)
+    diff = np.abs(a - b)
+    agreement = float(np.mean(_top1(a) == _top1(b))) if classifier else None
+    return ParityReport(samples=int(len(a)), max_abs_diff=float(diff.max()) if diff.size else 0.0,
+                        mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
+                        top1_agreement=agreement, tolerance=tolerance)

@@ -1,0 +1,131 @@
+"""Export: parity on every zoo architecture, metadata into the runtime, atomic writes, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge_infer.export.errors import ParityError, SourceError
+from edge_infer.export.exporter import ExportConfig, export
+from edge_infer.runtime import Model, ModelMetadata
+from edge_infer.runtime.cli import cli
+from edge_infer.runtime.modelfile import read_model_info
+
+from .conftest import ZOO
+
+
+@pytest.mark.parametrize("arch", sorted(ZOO))
+def test_parity_for_every_architecture(arch, trained_runs, tmp_path):
+    out = tmp_path / f"{arch}.onnx"
+    result = export(ExportConfig(trained_runs[arch], out=out))
+    assert result.parity.passed and result.parity.max_abs_diff <= 1e-4
+    if result.parity.top1_agreement is not None:
+        assert result.parity.top1_agreement == 1.0
+    info = read_model_info(out)
+    assert info.opsets == {"ai.onnx": 17}
+    assert info.inputs[0].shape[0] == "batch"
+    # The runtime reads back exactly the contract the run folder recorded.
+    recorded = json.loads((trained_runs[arch] / "model.json").read_text())
+    model = Model(out)
+    expected = ModelMetadata.from_props(recorded["metadata"])
+    assert (model.metadata.task, model.metadata.labels, model.metadata.preprocess,
+            model.metadata.output) == (expected.task, expected.labels, expected.preprocess,
+                                       expected.output)
+    assert model.signature.output_names[0] == recorded["output"]["name"]
+    meta = model.metadata.raw
+    assert json.loads(meta["edge_infer.parity"])["passed"] is True
+    assert len(meta["edge_infer.weights_sha256"]) == 64
+    assert json.loads(meta["edge_infer.source"])["tf2onnx"]
+    if arch == "lstm":
+        assert "LSTM" in info.op_counts()
+
+
+def test_runtime_metadata_round_trip(trained_runs, tmp_path):
+    import onnx
+
+    out = tmp_path / "cnn.onnx"
+    export(ExportConfig(trained_runs["cnn"], out=out))
+    recorded = json.loads((trained_runs["cnn"] / "model.json").read_text())["metadata"]
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    for key, value in recorded.items():
+        assert props[key] == value
+
+
+def test_exported_image_model_labels_a_png(trained_runs, tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    out = tmp_path / "cnn.onnx"
+    export(ExportConfig(trained_runs["cnn"], out=out))
+    with np.load(trained_runs["cnn"] / "samples.npz") as data:
+        x = data["x"][0]
+    Image.fromarray((x[..., 0] * 255).round().astype(np.uint8)).save(tmp_path / "digit.png")
+    result = CliRunner().invoke(cli, ["run", str(out), str(tmp_path / "digit.png"), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["predictions"][0][0]["label"] in [str(i) for i in range(10)]
+    # The PNG path gives the same scores as the preprocessed sample (8-bit rounding aside).
+    direct = Model(out).run(x[np.newaxis])["probabilities"]
+    np.testing.assert_allclose(doc["outputs"]["probabilities"], direct, atol=1e-2)
+
+
+def test_exported_text_model_labels_a_raw_string(trained_runs, tmp_path):
+    out = tmp_path / "lstm.onnx"
+    export(ExportConfig(trained_runs["lstm"], out=out))
+    result = CliRunner().invoke(cli, ["run", str(out), "win free cash now", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["predictions"][0][0]["label"] in ("ham", "spam")
+
+
+def test_exported_generator_writes_pngs(trained_runs, tmp_path):
+    pytest.importorskip("PIL")
+    out = tmp_path / "gan.onnx"
+    export(ExportConfig(trained_runs["gan"], out=out))
+    result = CliRunner().invoke(cli, ["run", str(out), "random:4", "--image-dir",
+                                      str(tmp_path / "samples")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "samples").glob("*.png"))) == 4
+
+
+def test_failed_parity_writes_nothing(trained_runs, tmp_path):
+    out = tmp_path / "strict.onnx"
+    with pytest.raises(ParityError, match="nothing was written"):
+        export(ExportConfig(trained_runs["cnn"], out=out, tolerance=1e-12))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_sources(trained_runs, tmp_path):
+    with pytest.raises(SourceError, match="does not exist"):
+        export(ExportConfig(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="has no model.keras"):
+        export(ExportConfig(tmp_path / "empty"))
+    (tmp_path / "model.h5").write_text("x")
+    with pytest.raises(SourceError, match="is not a .keras file"):
+        export(ExportConfig(tmp_path / "model.h5"))
+    (tmp_path / "broken.keras").write_text("not a zip")
+    with pytest.raises(SourceError, match="is not a loadable Keras model"):
+        export(ExportConfig(tmp_path / "broken.keras"))
+
+
+def test_a_bare_keras_file_exports_without_a_run_folder(trained_runs, tmp_path):
+    keras_file = tmp_path / "alone.keras"
+    shutil.copy(trained_runs["mlp"] / "model.keras", keras_file)
+    result = export(ExportConfig(keras_file))
+    assert result.path == tmp_path / "alone.onnx" and result.parity.passed
+
+
+def test_cli_export_and_errors(trained_runs, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(cli, ["export", str(trained_runs["mlp"]), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "parity max |diff|" in result.stdout and f"edge-infer run {out}" in result.stdout
+    bad = runner.invoke(cli, ["export", str(trained_runs["mlp"]), "--opset", "9"])
+    assert bad.exit_code == 2 and "--opset must be between 13" in bad.output
+    strict = runner.invoke(cli, ["export", str(trained_runs["mlp"]), "--out",
+                                 str(tmp_path / "s.onnx"), "--tolerance", "1e-15"])
+    assert strict.exit_code == 1 and "nothing was written" in strict.output
+    assert not (tmp_path / "s.onnx").exists()
