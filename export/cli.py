@@ -48,3 +48,83 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
     click.echo(f"{result.path}: {result.size_bytes / 1024:.1f} KiB, opset {result.opset}, "
                f"{sum(result.operators.values())} nodes; parity {result.parity.summary()}")
     click.echo(f"run it: edge-infer run {result.path} INPUT")
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
+    o, q = r.original, r.quantized
+    rows = [("", "float32", f"{r.method}")]
+    if o.value is not None:
+        drop = r.drop_points
+        rows.append((o.metric, f"{o.value:.4f}", f"{q.value:.4f}"
+                     + (f"  (drop {drop:.2f} points)" if drop is not None else "")))
+    if r.agreement is not None:
+        rows.append(("top-1 agreement", "", f"{r.agreement:.2%}"))
+    rows.append(("max |diff|", "", f"{r.max_abs_diff:.3g}"))
+    rows.append(("size", _kib(o.size_bytes),
+                 f"{_kib(q.size_bytes)}  ({q.size_bytes / o.size_bytes:.0%})"))
+    rows.append(("latency, batch 1", f"{o.latency_ms:.3f} ms",
+                 f"{q.latency_ms:.3f} ms  ({o.latency_ms / q.latency_ms:.2f}x)"))
+    w0 = max(len(a) for a, _, _ in rows)
+    w1 = max(len(b) for _, b, _ in rows)
+    return "\n".join(f"{a.ljust(w0)}  {b.ljust(w1)}  {c}".rstrip() for a, b, c in rows)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(path_type=Path), metavar="MODEL")
+@click.option("-m", "--method", type=click.Choice(["auto", "dynamic", "static", "fp16"]),
+              default="auto", show_default=True,
+              help="auto: static for convolutional models, dynamic otherwise.")
+@click.option("-d", "--dataset", default=None, metavar="SPEC",
+              help="Calibration and evaluation data (default: the run's dataset).")
+@click.option("--calibration-size", type=click.IntRange(min=1), default=256,
+              show_default=True)
+@click.option("--per-channel/--per-tensor", default=True, show_default=True)
+@click.option("--calibrate", type=click.Choice(["minmax", "entropy", "percentile"]),
+              default="minmax", show_default=True)
+@click.option("--activation-type", type=click.Choice(["uint8", "int8"]), default="uint8",
+              show_default=True, help="Static INT8 activations.")
+@click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
+              metavar="POINTS", help="Refuse (write nothing) past this accuracy loss.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Default: MODEL.int8.onnx or MODEL.fp16.onnx.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@debug_option
+def quantize(model: Path, method: str, dataset: str | None, calibration_size: int,
+             per_channel: bool, calibrate: str, activation_type: str,
+             max_accuracy_drop: float, out: Path | None, fmt: str) -> None:
+    """Quantize MODEL to INT8 or FP16, evaluate both side by side, and write the result
+    only if accuracy holds.
+
+    \b
+    Examples:
+      edge-infer quantize runs/cnn/model.onnx
+      edge-infer quantize runs/lstm/model.onnx --method dynamic --format json
+    """
+    from .quantize import QuantizeConfig
+
+    config = QuantizeConfig(model=model, method=method, dataset=dataset,
+                            calibration_size=calibration_size, per_channel=per_channel,
+                            calibrate=calibrate, activation_type=activation_type,
+                            max_accuracy_drop=max_accuracy_drop, out=out)
+    from importlib.util import find_spec
+
+    from edge_infer.runtime.errors import ExtraMissingError
+
+    for module in ("onnx", "sympy"):
+        if find_spec(module) is None:
+            raise ExtraMissingError("edge-infer quantize", "train", module)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .quantize import quantize as run_quantize
+
+    result = run_quantize(config, log=lambda m: click.echo(m, err=True))
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(result.report(), indent=2))
+        return
+    click.echo(quantize_table(result))
+    click.echo(f"wrote {result.path}\nrun it: edge-infer run {result.path} INPUT")

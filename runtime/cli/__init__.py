@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "providers": "edge_infer.runtime.cli.providers:providers",
     "train": "edge_infer.train.cli:train",
     "export": "edge_infer.export.cli:export",
+    "quantize": "edge_infer.export.cli:quantize",
 }
 SHORT_HELP: dict[str, str] = {
     "run": "Run a model on .npy/.npz/.json/image/text inputs.",
@@ -33,6 +34,7 @@ SHORT_HELP: dict[str, str] = {
     "providers": "List execution providers and what 'auto' picks.",
     "train": "Train a zoo model (cnn, lstm, gan, ...) on a dataset [train extra].",
     "export": "Convert a trained Keras model to ONNX with a parity proof [train extra].",
+    "quantize": "INT8/FP16 quantization with an accuracy report and guard [train extra].",
 }
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -1,0 +1,97 @@
+"""Quantization recipes, the side-by-side report, the accuracy guard, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge_infer.export import quantize as qmod
+from edge_infer.export.exporter import ExportConfig, export
+from edge_infer.export.quantize import (AccuracyGuardError, QuantizeConfig, Recipe,
+                                        choose_method, quantize)
+from edge_infer.runtime import Model
+from edge_infer.runtime.cli import cli
+from edge_infer.runtime.modelfile import read_model_info
+
+
+@pytest.fixture(scope="module")
+def exported(trained_runs):
+    """cnn and lstm exported as model.onnx inside their run folders."""
+    return {arch: export(ExportConfig(trained_runs[arch])).path for arch in ("cnn", "lstm")}
+
+
+@pytest.mark.parametrize("arch,method,fmt", [("cnn", "static", "QDQ"), ("lstm", "dynamic", "dynamic"),
+                                             ("cnn", "fp16", "fp16")])
+def test_recipes(exported, tmp_path, arch, method, fmt):
+    out = tmp_path / f"{arch}.{method}.onnx"
+    # One-epoch models: this checks formats and reports; quality lives in the benchmarks.
+    result = quantize(QuantizeConfig(exported[arch], method=method, out=out,
+                                     max_accuracy_drop=100))
+    info = read_model_info(out)
+    assert info.quantization()["format"] == fmt
+    report = result.report()
+    assert report["original"]["metric"] == "accuracy" and report["quantized"]["value"] is not None
+    assert report["size_ratio"] < (0.6 if method == "fp16" else 0.5)
+    assert result.drop_points == pytest.approx(
+        (report["original"]["value"] - report["quantized"]["value"]) * 100)
+    assert 0 <= report["top1_agreement"] <= 1 and report["original"]["latency_ms"] > 0
+    # The quantized model keeps the contract (labels, preprocessing) and records its report.
+    model = Model(out)
+    assert model.metadata.labels == Model(exported[arch]).metadata.labels
+    recorded = json.loads(model.metadata.raw["edge_infer.quantization"])
+    assert recorded["method"] == method and recorded["size_ratio"] == report["size_ratio"]
+
+
+def test_auto_picks_static_for_convolutions_and_dynamic_otherwise(exported):
+    assert choose_method(exported["cnn"]) == "static"
+    assert choose_method(exported["lstm"]) == "dynamic"
+
+
+def test_accuracy_guard_refuses_and_writes_nothing(exported, tmp_path, monkeypatch):
+    import onnx
+    from onnx import numpy_helper
+
+    def ruin(src, dst, config, calibration):
+        model = onnx.load(str(src))
+        for init in model.graph.initializer:
+            if init.data_type == onnx.TensorProto.FLOAT:
+                init.CopyFrom(numpy_helper.from_array(
+                    np.zeros(tuple(init.dims), np.float32), init.name))
+        onnx.save(model, str(dst))
+
+    monkeypatch.setitem(qmod.RECIPES, "dynamic", Recipe("dynamic", "ruins the weights", "int8",
+                                                        "try something else", ruin))
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(AccuracyGuardError, match=r"lowers accuracy by .* points.*nothing was "
+                                                 r"written; try something else"):
+        quantize(QuantizeConfig(exported["cnn"], method="dynamic", out=out,
+                                max_accuracy_drop=0.5))
+    assert not out.exists()
+
+
+def test_config_is_validated(exported):
+    from edge_infer.runtime.errors import UnknownNameError, UsageError
+
+    with pytest.raises(UnknownNameError, match="unknown quantization method 'int4'"):
+        QuantizeConfig(exported["cnn"], method="int4")
+    with pytest.raises(UsageError, match="max accuracy drop must be >= 0"):
+        QuantizeConfig(exported["cnn"], max_accuracy_drop=-1)
+
+
+def test_cli_table_and_json(exported, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "q.onnx"
+    result = runner.invoke(cli, ["quantize", str(exported["cnn"]), "--out", str(out),
+                                 "--max-accuracy-drop", "100"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.stdout and "latency, batch 1" in result.stdout
+    assert f"wrote {out}" in result.stdout
+    result = runner.invoke(cli, ["quantize", str(exported["lstm"]), "-m", "fp16", "-f", "json",
+                                 "--out", str(tmp_path / "f.onnx")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["method"] == "fp16"
+    missing = runner.invoke(cli, ["quantize", str(tmp_path / "none.onnx")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
