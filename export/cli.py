@@ -128,3 +128,36 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
         return
     click.echo(quantize_table(result))
     click.echo(f"wrote {result.path}\nrun it: edge-infer run {result.path} INPUT")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(path_type=Path), metavar="MODEL")
+@click.option("-d", "--dataset", default=None, metavar="SPEC",
+              help="Evaluation data (default: the run's dataset, or its samples.npz).")
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the confusion matrix as a PNG (classifiers).")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@debug_option
+def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | None,
+             fmt: str) -> None:
+    """Run MODEL over a dataset through the runtime: accuracy, per-class precision and
+    recall, confusion matrix (or MSE for regressors and autoencoders), throughput."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .evaluate import evaluate as run_evaluate, table
+
+    result = run_evaluate(model, dataset, batch_size, log=lambda m: click.echo(m, err=True))
+    if plot is not None and "confusion_matrix" in result:
+        import numpy as np
+
+        from edge_infer.train.plots import confusion_plot
+
+        confusion_plot(np.array(result["confusion_matrix"]),
+                       [c["label"] for c in result["per_class"]], plot,
+                       f"{model.name}: accuracy {result['accuracy']:.4f}")
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(table(result))

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "train": "edge_infer.train.cli:train",
     "export": "edge_infer.export.cli:export",
     "quantize": "edge_infer.export.cli:quantize",
+    "evaluate": "edge_infer.export.cli:evaluate",
 }
 SHORT_HELP: dict[str, str] = {
     "run": "Run a model on .npy/.npz/.json/image/text inputs.",
@@ -35,6 +36,7 @@ SHORT_HELP: dict[str, str] = {
     "train": "Train a zoo model (cnn, lstm, gan, ...) on a dataset [train extra].",
     "export": "Convert a trained Keras model to ONNX with a parity proof [train extra].",
     "quantize": "INT8/FP16 quantization with an accuracy report and guard [train extra].",
+    "evaluate": "Accuracy, per-class precision/recall, confusion matrix, throughput [train extra].",
 }
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

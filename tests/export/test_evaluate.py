@@ -1,0 +1,44 @@
+"""evaluate: figures through the runtime, per-class report, confusion plot, regressors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from edge_infer.export.evaluate import classification_report, evaluate
+from edge_infer.export.exporter import ExportConfig, export
+from edge_infer.runtime.cli import cli
+
+
+def test_classification_report_by_hand():
+    report = classification_report(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ["a", "b"])
+    assert report["accuracy"] == 0.75
+    a, b = report["per_class"]
+    assert (a["precision"], a["recall"], b["precision"], b["recall"]) == (1.0, 0.5, 2 / 3, 1.0)
+    assert report["confusion_matrix"] == [[1, 1], [0, 2]]
+
+
+def test_evaluate_matches_the_training_metrics(trained_runs, tmp_path):
+    path = export(ExportConfig(trained_runs["cnn"], out=trained_runs["cnn"] / "eval.onnx")).path
+    result = evaluate(path)
+    metrics = json.loads((trained_runs["cnn"] / "metrics.json").read_text())
+    assert result["samples"] == metrics["test_samples"]
+    assert abs(result["accuracy"] - metrics["test_accuracy"]) < 1e-9
+    assert np.array(result["confusion_matrix"]).tolist() == metrics["confusion_matrix"]
+    assert result["throughput_per_s"] > 0 and len(result["per_class"]) == 10
+
+
+def test_evaluate_a_regressor_and_the_cli(trained_runs, tmp_path):
+    path = export(ExportConfig(trained_runs["regressor"],
+                               out=trained_runs["regressor"] / "eval.onnx")).path
+    result = CliRunner().invoke(cli, ["evaluate", str(path), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    metrics = json.loads((trained_runs["regressor"] / "metrics.json").read_text())
+    assert abs(doc["mse"] - metrics["test_mse"]) < 1e-5
+    cnn = export(ExportConfig(trained_runs["cnn"], out=trained_runs["cnn"] / "eval2.onnx")).path
+    plot = tmp_path / "cm.png"
+    result = CliRunner().invoke(cli, ["evaluate", str(cnn), "--plot", str(plot)])
+    assert result.exit_code == 0 and "precision" in result.stdout and plot.stat().st_size > 0
