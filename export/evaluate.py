@@ -46,10 +46,12 @@ def evaluate(model_path: Path, dataset: str | None = None, batch_size: int = 256
                               "throughput_per_s": float(len(x) / elapsed),
                               "batch_size": batch_size}
     if task == "classification" and y is not None:
-        flat = out.reshape(len(out), -1)
-        predicted = (flat[:, 0] > 0.5).astype(np.int64) if flat.shape[1] == 1 else flat.argmax(1)
+        from edge_infer.runtime.predictions import predicted_classes
+
+        predicted = predicted_classes(out)
+        width = out.reshape(len(out), -1).shape[1]
         labels = list(model.metadata.labels or
-                      [str(i) for i in range(max(flat.shape[1], int(y.max()) + 1))])
+                      [str(i) for i in range(max(width, 2, int(y.max()) + 1))])
         result.update(classification_report(y.reshape(-1), predicted, labels))
     elif task in ("regression", "reconstruction") and y is not None:
         err = out.reshape(len(out), -1).astype(np.float64) - y.reshape(len(y), -1)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_infer.runtime.predictions import predicted_classes
+
 
 @dataclass(frozen=True)
 class ParityReport:
@@ -31,17 +33,12 @@ class ParityReport:
         return text
 
 
-def _top1(y: np.ndarray) -> np.ndarray:
-    flat = y.reshape(len(y), -1)
-    return (flat[:, 0] > 0.5).astype(np.int64) if flat.shape[1] == 1 else flat.argmax(axis=1)
-
-
 def check(keras_out: np.ndarray, onnx_out: np.ndarray, *, tolerance: float,
           classifier: bool) -> ParityReport:
     a = np.asarray(keras_out, dtype=np.float64)
     b = np.asarray(onnx_out, dtype=np.float64).reshape(a.shape)
     diff = np.abs(a - b)
-    agreement = float(np.mean(_top1(a) == _top1(b))) if classifier else None
+    agreement = float(np.mean(predicted_classes(a) == predicted_classes(b))) if classifier else None
     return ParityReport(samples=int(len(a)), max_abs_diff=float(diff.max()) if diff.size else 0.0,
                         mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
                         top1_agreement=agreement, tolerance=tolerance)

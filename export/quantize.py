@@ -25,6 +25,7 @@ import numpy as np
 
 from edge_infer.runtime.atomic import atomic_open
 from edge_infer.runtime.errors import EdgeInferError, UnknownNameError, UsageError
+from edge_infer.runtime.predictions import predicted_classes
 
 METHODS = ("auto", "dynamic", "static", "fp16")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
@@ -166,11 +167,6 @@ def _predict(session: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _classes(y: np.ndarray) -> np.ndarray:
-    flat = y.reshape(len(y), -1)
-    return (flat[:, 0] > 0.5).astype(np.int64) if flat.shape[1] == 1 else flat.argmax(axis=1)
-
-
 def evaluate_onnx(path: Path, x: np.ndarray, y: np.ndarray | None, task: str | None,
                   runs: int = 200) -> Evaluation:
     import onnxruntime as ort
@@ -180,7 +176,7 @@ def evaluate_onnx(path: Path, x: np.ndarray, y: np.ndarray | None, task: str | N
     session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
     out = _predict(session, x)
     if task == "classification" and y is not None:
-        metric, value = "accuracy", float(np.mean(_classes(out) == y.reshape(-1)))
+        metric, value = "accuracy", float(np.mean(predicted_classes(out) == y.reshape(-1)))
     elif task == "reconstruction":
         metric, value = "mse", float(np.mean((out.reshape(x.shape) - x) ** 2))
     elif task == "regression" and y is not None:
@@ -280,7 +276,7 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         _copy_metadata(src, candidate, method, config)
         original = evaluate_onnx(src, x, y, task)
         quantized = evaluate_onnx(candidate, x, y, task)
-        agreement = (float(np.mean(_classes(original.outputs) == _classes(quantized.outputs)))
+        agreement = (float(np.mean(predicted_classes(original.outputs) == predicted_classes(quantized.outputs)))
                      if task == "classification" else None)
         diff = float(np.max(np.abs(original.outputs.astype(np.float64)
                                    - quantized.outputs.astype(np.float64))))

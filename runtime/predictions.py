@@ -65,6 +65,12 @@ def scores(output: np.ndarray, spec: OutputSpec | None = None) -> np.ndarray:
     return rows
 
 
+def predicted_classes(output: np.ndarray) -> np.ndarray:
+    """The class index per sample: argmax of the scores, or ``p > 0.5`` for one column."""
+    flat = np.asarray(output).reshape(len(output), -1)
+    return (flat[:, 0] > 0.5).astype(np.int64) if flat.shape[1] == 1 else flat.argmax(axis=1)
+
+
 def top_k(output: np.ndarray, k: int = 5, labels: Sequence[str] | None = None,
           spec: OutputSpec | None = None) -> list[list[Prediction]]:
     """The ``k`` best classes of every sample, best first."""

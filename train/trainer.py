@@ -32,6 +32,7 @@ import numpy as np
 
 from edge_infer.runtime.errors import UsageError
 from edge_infer.runtime.metadata import ModelMetadata, OutputSpec
+from edge_infer.runtime.predictions import predicted_classes
 
 from .config import TrainConfig
 from .datasets import Dataset, load_dataset
@@ -102,8 +103,7 @@ def _compile(model: Any, arch: Architecture, dataset: Dataset, lr: float) -> Non
 
 
 def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
-    classes = (pred.reshape(-1) > 0.5) if pred.shape[-1] == 1 else pred.argmax(axis=1)
-    return float(np.mean(classes.astype(np.int64) == y.reshape(-1).astype(np.int64)))
+    return float(np.mean(predicted_classes(pred) == y.reshape(-1).astype(np.int64)))
 
 
 def _targets(arch: Architecture, dataset: Dataset, part: str, model: Any) -> np.ndarray:
@@ -156,10 +156,8 @@ def _evaluate(arch: Architecture, dataset: Dataset, model: Any) -> dict[str, Any
     if dataset.task == "regression":
         err = pred.reshape(len(y), -1) - y.reshape(len(y), -1)
         return {"test_mse": float(np.mean(err ** 2)), "test_mae": float(np.mean(np.abs(err)))}
-    classes = (pred.reshape(-1) > 0.5).astype(np.int64) if pred.shape[-1] == 1 \
-        else pred.argmax(axis=1)
     return {"test_accuracy": _accuracy(pred, y), "test_samples": int(len(y)),
-            "_predicted": classes}
+            "_predicted": predicted_classes(pred)}
 
 
 def _write_plots(arch: Architecture, dataset: Dataset, model: Any, history: dict, metrics: dict,

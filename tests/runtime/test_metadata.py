@@ -96,3 +96,10 @@ def test_top_k_labels_and_clamping():
     rows = top_k(np.array([[0.1, 0.6, 0.3]]), k=10, labels=["a", "b", "c"])
     assert [(p.label, round(p.score, 3)) for p in rows[0]] == [("b", 0.6), ("c", 0.3), ("a", 0.1)]
     assert json.dumps(rows[0][0].to_dict())
+
+
+def test_predicted_classes_for_softmax_and_sigmoid_outputs():
+    from edge_infer.runtime.predictions import predicted_classes
+
+    assert predicted_classes(np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])).tolist() == [1, 0]
+    assert predicted_classes(np.array([[0.9], [0.2], [0.5]])).tolist() == [1, 0, 0]
