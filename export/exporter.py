@@ -80,15 +80,10 @@ def weights_sha256(model: Any) -> str:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from edge_infer.runtime.versions import installed_versions
 
-    out = {"framework": "keras"}
-    for dist in ("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime", "edge-infer"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
+    return {"framework": "keras", **installed_versions(
+        "keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime", "edge-infer")}
 
 
 def _samples(model: Any, run_dir: Path | None, info: dict[str, Any], count: int,

@@ -55,15 +55,10 @@ class RunResult:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from edge_infer.runtime.versions import installed_versions
 
-    out = {"python": platform.python_version()}
-    for dist in ("edge-infer", "tensorflow", "keras", "numpy", "scikit-learn"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
+    return {"python": platform.python_version(),
+            **installed_versions("edge-infer", "tensorflow", "keras", "numpy", "scikit-learn")}
 
 
 def default_out(config: TrainConfig) -> Path:

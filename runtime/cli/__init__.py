@@ -123,30 +123,15 @@ class LazyGroup(click.Group):
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from importlib.metadata import PackageNotFoundError, version
+    from ..versions import installed_versions
 
-    try:
-        ours = version("edge-infer")
-    except PackageNotFoundError:
-        ours = "unknown"
-    try:
-        ort_version = version("onnxruntime")
-    except PackageNotFoundError:
-        ort_version = next((version(d) for d in ("onnxruntime-gpu", "onnxruntime-openvino")
-                            if _installed(d)), "not installed")
-    click.echo(f"edge-infer {ours} (onnxruntime {ort_version}, Python "
-               f"{sys.version.split()[0]})")
+    found = installed_versions("edge-infer", "onnxruntime", "onnxruntime-gpu",
+                               "onnxruntime-openvino")
+    ort_version = next((v for d, v in found.items() if d.startswith("onnxruntime")),
+                       "not installed")
+    click.echo(f"edge-infer {found.get('edge-infer', 'unknown')} (onnxruntime {ort_version}, "
+               f"Python {sys.version.split()[0]})")
     ctx.exit()
-
-
-def _installed(dist: str) -> bool:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        version(dist)
-    except PackageNotFoundError:
-        return False
-    return True
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
