@@ -40,7 +40,7 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
 
     config = ExportConfig(source=source, out=out, opset=opset, tolerance=tolerance,
                           samples=samples, optimize=not no_optimize)
-    require_training_stack()
+    require_training_stack("edge-infer export")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .exporter import export as run_export
 
@@ -110,13 +110,9 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
                             calibration_size=calibration_size, per_channel=per_channel,
                             calibrate=calibrate, activation_type=activation_type,
                             max_accuracy_drop=max_accuracy_drop, out=out)
-    from importlib.util import find_spec
-
     from edge_infer.runtime.errors import ExtraMissingError
 
-    for module in ("onnx", "sympy"):
-        if find_spec(module) is None:
-            raise ExtraMissingError("edge-infer quantize", "train", module)
+    ExtraMissingError.require("edge-infer quantize", "train", "onnx", "sympy")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .quantize import quantize as run_quantize
 

@@ -57,6 +57,16 @@ class ExtraMissingError(UsageError):
         )
 
 
+    @classmethod
+    def require(cls, what: str, extra: str, *modules: str) -> None:
+        """Raise for the first of ``modules`` that is not installed (found without importing)."""
+        from importlib.util import find_spec
+
+        for module in modules:
+            if find_spec(module) is None:
+                raise cls(what, extra, module)
+
+
 class ModelRunError(EdgeInferError):
     """onnxruntime failed to create a session or to run the model."""
 

@@ -320,15 +320,11 @@ def train(config: TrainConfig, log: Log | None = None) -> RunResult:
     return RunResult(out, metrics, history, model)
 
 
-def require_training_stack() -> None:
+def require_training_stack(what: str = "edge-infer train") -> None:
     """Fail with the extra to install when TensorFlow is missing."""
-    from importlib.util import find_spec
-
     from edge_infer.runtime.errors import ExtraMissingError
 
-    for module in ("tensorflow", "keras", "sklearn"):
-        if find_spec(module) is None:
-            raise ExtraMissingError("edge-infer train", "train", module)
+    ExtraMissingError.require(what, "train", "tensorflow", "keras", "sklearn")
 
 
 __all__ = ["RunResult", "TrainConfig", "require_training_stack", "train"]

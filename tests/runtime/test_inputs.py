@@ -232,3 +232,12 @@ def test_text_for_a_model_without_vocabulary(models, tmp_path):
     (tmp_path / "t.txt").write_text("hello")
     with pytest.raises(InputError, match="no text vocabulary"):
         load_inputs([str(tmp_path / "t.txt")], ctx_for(models.classifier()))
+
+
+def test_extra_check_names_the_first_missing_module():
+    from edge_infer.runtime.errors import ExtraMissingError
+
+    ExtraMissingError.require("anything", "train", "numpy", "json")  # present: no error
+    with pytest.raises(ExtraMissingError, match=r"edge-infer quantize needs the "
+                                                r"'no_such_module_x' module from the train extra"):
+        ExtraMissingError.require("edge-infer quantize", "train", "numpy", "no_such_module_x")
