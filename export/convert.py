@@ -66,3 +66,11 @@ def rename_output(proto: Any, name: str) -> None:
     for node in graph.node:
         node.output[:] = [name if o == old else o for o in node.output]
         node.input[:] = [name if i == old else i for i in node.input]
+
+
+def set_metadata(proto: Any, props: dict[str, str]) -> None:
+    """Replace the model's ``metadata_props`` with ``props``."""
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value

@@ -14,9 +14,9 @@ from .quantize import load_data
 
 def classification_report(y: np.ndarray, predicted: np.ndarray, labels: list[str]
                           ) -> dict[str, Any]:
-    n = len(labels)
-    matrix = np.zeros((n, n), dtype=np.int64)
-    np.add.at(matrix, (y.astype(np.int64), predicted.astype(np.int64)), 1)
+    from edge_infer.train.plots import confusion_matrix
+
+    matrix = confusion_matrix(y, predicted, len(labels))
     per_class = []
     for i, label in enumerate(labels):
         tp = int(matrix[i, i])

@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_infer.runtime.atomic import atomic_open
 
-from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx
+from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
 from .errors import ConversionError, ParityError, SourceError
 from .parity import ParityReport, check
 
@@ -124,13 +124,6 @@ def _metadata(model: Any, info: dict[str, Any], metrics: dict[str, Any]) -> dict
     return props
 
 
-def _set_props(proto: Any, props: dict[str, str]) -> None:
-    del proto.metadata_props[:]
-    for key, value in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-
-
 def _optimize(proto: Any) -> Any:
     """onnxruntime's basic offline optimisation, which keeps to standard ONNX operators."""
     import onnx
@@ -194,7 +187,7 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
         proto = _optimize(proto)
     _tidy(proto)
     props = _metadata(model, info, metrics)
-    _set_props(proto, props)
+    set_metadata(proto, props)
     proto.producer_name, proto.producer_version = "edge-infer", _versions().get("edge-infer", "")
     try:
         onnx.checker.check_model(proto)
@@ -210,7 +203,7 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
     if not parity.passed:
         raise ParityError(f"ONNX and Keras disagree: {parity.summary()}; nothing was written")
     props["edge_infer.parity"] = json.dumps(parity.to_dict())
-    _set_props(proto, props)
+    set_metadata(proto, props)
     data = proto.SerializeToString()
     with atomic_open(out, "wb") as fh:
         fh.write(data)

@@ -209,12 +209,13 @@ def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
     task = info.get("task")
     spec = dataset or info.get("dataset_spec")
     if spec:
-        from edge_infer.runtime import Model
+        from edge_infer.runtime.metadata import ModelMetadata
+        from edge_infer.runtime.modelfile import read_model_info
         from edge_infer.train.datasets import load_dataset
 
         try:
             data = load_dataset(spec, seed=info.get("seed", 0))
-            expected = Model(model).metadata.preprocess
+            expected = ModelMetadata.from_props(read_model_info(model).metadata).preprocess
             if expected is None or data.preprocess == expected:
                 task = task or data.task
                 y = data.x_test if task == "reconstruction" else data.y_test
@@ -273,7 +274,6 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "quantized.onnx"
         recipe.apply(src, candidate, config, calibration)
-        _copy_metadata(src, candidate, method, config)
         original = evaluate_onnx(src, x, y, task)
         quantized = evaluate_onnx(candidate, x, y, task)
         agreement = (float(np.mean(predicted_classes(original.outputs) == predicted_classes(quantized.outputs)))
@@ -287,35 +287,25 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
                 f"{method} lowers accuracy by {drop:.2f} points ({original.value:.4f} -> "
                 f"{quantized.value:.4f}), more than --max-accuracy-drop "
                 f"{config.max_accuracy_drop:g}; nothing was written; {recipe.alternatives}")
-        _record(candidate, result)
+        _write_metadata(src, candidate, result)
         with atomic_open(out, "wb") as fh, open(candidate, "rb") as src_fh:
             shutil.copyfileobj(src_fh, fh)
     return result
 
 
-def _copy_metadata(src: Path, dst: Path, method: str, config: QuantizeConfig) -> None:
+def _write_metadata(src: Path, dst: Path, result: QuantizeResult) -> None:
+    """The source's metadata (labels, preprocessing, provenance), what the quantizer kept, and
+    the report as ``edge_infer.quantization``: one load and one save of the quantized model."""
     import onnx
 
-    original = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
+    from .convert import set_metadata
+
+    source = onnx.load(str(src), load_external_data=False)
     model = onnx.load(str(dst))
-    present = {p.key for p in model.metadata_props}
-    for key, value in original.items():
-        if key not in present:
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
-    onnx.save(model, str(dst))
-
-
-def _record(path: Path, result: QuantizeResult) -> None:
-    """The report travels in the model: ``edge_infer.quantization``."""
-    import onnx
-
-    model = onnx.load(str(path))
-    for p in list(model.metadata_props):
-        if p.key == "edge_infer.quantization":
-            model.metadata_props.remove(p)
-    entry = model.metadata_props.add()
     report = result.report()
     report.pop("path")
-    entry.key, entry.value = "edge_infer.quantization", json.dumps(report)
-    onnx.save(model, str(path))
+    props = {p.key: p.value for p in source.metadata_props}
+    props.update({p.key: p.value for p in model.metadata_props})
+    props["edge_infer.quantization"] = json.dumps(report)
+    set_metadata(model, props)
+    onnx.save(model, str(dst))
