@@ -141,28 +141,31 @@ def _model_json(config: TrainConfig, arch: Architecture, dataset: Dataset, model
     }
 
 
-def _evaluate(arch: Architecture, dataset: Dataset, model: Any) -> dict[str, Any]:
+def _evaluate(arch: Architecture, dataset: Dataset, model: Any
+              ) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Test metrics, and the predicted classes for classifiers (for the confusion matrix)."""
     x, y = dataset.x_test, dataset.y_test
     if arch.mode == "gan" or not len(x):
-        return {}
+        return {}, None
     pred = np.asarray(model.predict(x, verbose=0))
     if arch.mode == "autoencoder":
-        return {"test_mse": float(np.mean((pred - x) ** 2))}
+        return {"test_mse": float(np.mean((pred - x) ** 2))}, None
     if dataset.task == "regression":
         err = pred.reshape(len(y), -1) - y.reshape(len(y), -1)
-        return {"test_mse": float(np.mean(err ** 2)), "test_mae": float(np.mean(np.abs(err)))}
-    return {"test_accuracy": _accuracy(pred, y), "test_samples": int(len(y)),
-            "_predicted": predicted_classes(pred)}
+        return {"test_mse": float(np.mean(err ** 2)),
+                "test_mae": float(np.mean(np.abs(err)))}, None
+    predicted = predicted_classes(pred)
+    accuracy = float(np.mean(predicted == y.reshape(-1).astype(np.int64)))
+    return {"test_accuracy": accuracy, "test_samples": int(len(y))}, predicted
 
 
 def _write_plots(arch: Architecture, dataset: Dataset, model: Any, history: dict, metrics: dict,
-                 folder: Path, seed: int) -> None:
+                 predicted: np.ndarray | None, folder: Path, seed: int) -> None:
     from . import plots
 
     title = f"{arch.name} on {dataset.name}"
     if history:
         plots.training_curves(history, folder / "curves.png", title)
-    predicted = metrics.pop("_predicted", None)
     if predicted is not None and dataset.labels:
         matrix = plots.confusion_matrix(dataset.y_test, predicted, len(dataset.labels))
         metrics["confusion_matrix"] = matrix.tolist()
@@ -285,8 +288,8 @@ def train(config: TrainConfig, log: Log | None = None) -> RunResult:
     try:
         model, history = _fit(config, arch, dataset, spec, folder, log)
         elapsed = time.perf_counter() - started
-        metrics = _evaluate(arch, dataset, model)
-        _write_plots(arch, dataset, model, history, metrics, folder, config.seed)
+        metrics, predicted = _evaluate(arch, dataset, model)
+        _write_plots(arch, dataset, model, history, metrics, predicted, folder, config.seed)
         kind = _output_kind(model)
         meta = _metadata(arch, dataset, kind)
         val_losses = history.get("val_loss", [])
