@@ -3,7 +3,8 @@
 Order of work: load the Keras model, convert it, write the metadata contract and provenance,
 apply onnxruntime's basic offline optimisation (constant folding and redundant-node removal
 only: standard ONNX ops, so TensorRT, OpenVINO and every other provider can still take the
-graph), run ``onnx.checker``, then prove parity on real samples. Only a model that passes is
+graph) and the simplifications in :mod:`.simplify` (static flatten shapes, the flatten transpose
+folded into the dense weights), run ``onnx.checker``, then prove parity on real samples. Only a model that passes is
 written, under a temporary name renamed into place; a failure writes nothing.
 """
 
@@ -24,6 +25,7 @@ from edge_infer.runtime.atomic import atomic_open
 from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
 from .errors import ConversionError, ParityError, SourceError
 from .parity import ParityReport, check
+from .simplify import simplify
 
 Log = Callable[[str], None]
 
@@ -185,6 +187,7 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
     proto = keras_to_onnx(model, opset=config.opset)
     if config.optimize:
         proto = _optimize(proto)
+        simplify(proto)
     _tidy(proto)
     props = _metadata(model, info, metrics)
     set_metadata(proto, props)
