@@ -77,7 +77,8 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 @click.argument("model", type=click.Path(path_type=Path), metavar="MODEL")
 @click.option("-m", "--method", type=click.Choice(["auto", "dynamic", "static", "fp16"]),
               default="auto", show_default=True,
-              help="auto: static for convolutional models, dynamic otherwise.")
+              help="auto: the device's recipe: static INT8 (CPUs) or fp16 (GPUs) for "
+                   "convolutional models, dynamic INT8 otherwise.")
 @click.option("-d", "--dataset", default=None, metavar="SPEC",
               help="Calibration and evaluation data (default: the run's dataset).")
 @click.option("--calibration-size", type=click.IntRange(min=1), default=256,
@@ -85,8 +86,13 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 @click.option("--per-channel/--per-tensor", default=True, show_default=True)
 @click.option("--calibrate", type=click.Choice(["minmax", "entropy", "percentile"]),
               default="minmax", show_default=True)
-@click.option("--activation-type", type=click.Choice(["uint8", "int8"]), default="uint8",
-              show_default=True, help="Static INT8 activations.")
+@click.option("--device", default="host", show_default=True, metavar="PROFILE",
+              help="Target device profile (see `edge-infer devices`): sets the INT8 types "
+                   "and what auto picks.")
+@click.option("--activation-type", type=click.Choice(["uint8", "int8"]), default=None,
+              help="Static INT8 activations (default: the device's).")
+@click.option("--reduce-range/--full-range", default=None,
+              help="7-bit weights, for x86 CPUs without VNNI (default: the device's).")
 @click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
               metavar="POINTS", help="Refuse (write nothing) past this accuracy loss.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -94,8 +100,9 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @debug_option
 def quantize(model: Path, method: str, dataset: str | None, calibration_size: int,
-             per_channel: bool, calibrate: str, activation_type: str,
-             max_accuracy_drop: float, out: Path | None, fmt: str) -> None:
+             per_channel: bool, calibrate: str, device: str, activation_type: str | None,
+             reduce_range: bool | None, max_accuracy_drop: float, out: Path | None,
+             fmt: str) -> None:
     """Quantize MODEL to INT8 or FP16, evaluate both side by side, and write the result
     only if accuracy holds.
 
@@ -103,12 +110,14 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
     Examples:
       edge-infer quantize runs/cnn/model.onnx
       edge-infer quantize runs/lstm/model.onnx --method dynamic --format json
+      edge-infer quantize runs/cnn/model.onnx --device rpi5
     """
     from .quantize import QuantizeConfig
 
     config = QuantizeConfig(model=model, method=method, dataset=dataset,
                             calibration_size=calibration_size, per_channel=per_channel,
-                            calibrate=calibrate, activation_type=activation_type,
+                            calibrate=calibrate, device=device,
+                            activation_type=activation_type, reduce_range=reduce_range,
                             max_accuracy_drop=max_accuracy_drop, out=out)
     from edge_infer.runtime.errors import ExtraMissingError
 

@@ -3,9 +3,13 @@
 Recipes are typed configurations in a registry: ``dynamic`` (INT8 weights, activations quantized
 at run time: LSTM/GRU/dense models), ``static`` (QDQ INT8, per-channel weights, activations
 calibrated on training samples after onnxruntime's ``quant_pre_process``), ``fp16`` (half
-precision weights and compute, float32 inputs and outputs kept). ``auto`` picks ``static`` for
-convolutional models and ``dynamic`` for the rest; it never picks dynamic for convolutions,
-whose ``ConvInteger`` kernels are several times slower than float32 on CPU.
+precision weights and compute, float32 inputs and outputs kept).
+
+The target device profile (``edge_infer.devices``; default: the machine quantizing) decides the
+INT8 types (U8S8 on x86, with ``reduce_range`` where there is no VNNI; S8S8 on arm64) and what
+``auto`` picks: the profile's recipe for convolutional models (static INT8 on CPUs, fp16 on
+Jetson/CUDA) and for the rest (dynamic INT8 on CPUs). ``auto`` never picks dynamic for
+convolutions, whose ``ConvInteger`` kernels are several times slower than float32 on CPU.
 
 Every quantization evaluates the original and the quantized model on the same held-out samples
 and refuses (writing nothing) when the accuracy drops by more than ``max_accuracy_drop`` points.
@@ -17,7 +21,7 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,7 +49,9 @@ class QuantizeConfig:
     calibration_size: int = 256
     per_channel: bool = True
     calibrate: str = "minmax"
-    activation_type: str = "uint8"
+    device: str = "host"
+    activation_type: str | None = None  # None: the device profile's
+    reduce_range: bool | None = None  # None: the device profile's
     max_accuracy_drop: float = 1.0
     out: Path | None = None
 
@@ -54,8 +60,11 @@ class QuantizeConfig:
             raise UnknownNameError("quantization method", self.method, METHODS)
         if self.calibrate not in CALIBRATIONS:
             raise UnknownNameError("calibration method", self.calibrate, CALIBRATIONS)
-        if self.activation_type not in INT8_TYPES:
+        if self.activation_type is not None and self.activation_type not in INT8_TYPES:
             raise UnknownNameError("activation type", self.activation_type, INT8_TYPES)
+        from edge_infer.devices.profiles import get
+
+        get(self.device)  # an unknown profile is refused before any work
         if self.calibration_size < 1:
             raise UsageError(f"calibration size must be >= 1, found {self.calibration_size}")
         if self.max_accuracy_drop < 0:
@@ -94,12 +103,12 @@ def _dynamic(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarr
     from onnxruntime import quantization as q
 
     q.quantize_dynamic(str(src), str(dst), weight_type=q.QuantType.QInt8,
-                       per_channel=config.per_channel)
+                       per_channel=config.per_channel, reduce_range=bool(config.reduce_range))
 
 
 @register("static", "QDQ INT8, per-channel weights, calibrated activations", "int8",
-          "try --calibrate entropy or percentile, more --calibration-size, --per-tensor, "
-          "or --method fp16")
+          "try --reduce-range, --calibrate entropy or percentile, more --calibration-size, "
+          "--per-tensor, or --method fp16")
 def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
     import onnxruntime as ort
     from onnxruntime import quantization as q
@@ -123,7 +132,8 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
         q.quantize_static(str(prepared), str(dst), Reader(), quant_format=q.QuantFormat.QDQ,
                           per_channel=config.per_channel,
                           activation_type=_quant_type(q, config.activation_type),
-                          weight_type=q.QuantType.QInt8, calibrate_method=method)
+                          weight_type=q.QuantType.QInt8, calibrate_method=method,
+                          reduce_range=bool(config.reduce_range))
 
 
 @register("fp16", "float16 weights and compute, float32 inputs and outputs", "fp16",
@@ -135,12 +145,28 @@ def _fp16(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray)
     onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(dst))
 
 
-def choose_method(model: Path) -> str:
-    """``auto``: static INT8 for convolutional models, dynamic INT8 otherwise."""
+def choose_method(model: Path, device: str = "host") -> str:
+    """``auto``: the device profile's recipe for convolutional models (static INT8 on CPUs)
+    or for the rest (dynamic INT8 on CPUs)."""
+    from edge_infer.devices.profiles import get
     from edge_infer.runtime.modelfile import read_model_info
 
     ops = read_model_info(model).op_counts()
-    return "static" if any(op in ops for op in ("Conv", "ConvTranspose")) else "dynamic"
+    convolutional = any(op in ops for op in ("Conv", "ConvTranspose"))
+    return get(device).quantization.method_for(convolutional)
+
+
+def resolve(config: QuantizeConfig) -> QuantizeConfig:
+    """The configuration with ``auto`` and the profile-dependent types made concrete."""
+    from edge_infer.devices.profiles import get
+
+    plan = get(config.device).quantization
+    method = choose_method(config.model, config.device) if config.method == "auto" \
+        else config.method
+    activation = config.activation_type or plan.activation_type
+    reduce_range = plan.reduce_range if config.reduce_range is None else config.reduce_range
+    return replace(config, method=method, device=get(config.device).name,
+                   activation_type=activation, reduce_range=reduce_range)
 
 
 # -- evaluation -------------------------------------------------------------------------------
@@ -242,6 +268,7 @@ class QuantizeResult:
     quantized: Evaluation
     agreement: float | None
     max_abs_diff: float
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def drop_points(self) -> float | None:
@@ -252,7 +279,7 @@ class QuantizeResult:
         return None
 
     def report(self) -> dict[str, Any]:
-        return {"method": self.method, "path": str(self.path),
+        return {"method": self.method, "path": str(self.path), "settings": self.settings,
                 "original": self.original.to_dict(), "quantized": self.quantized.to_dict(),
                 "accuracy_drop_points": self.drop_points, "top1_agreement": self.agreement,
                 "max_abs_diff": self.max_abs_diff,
@@ -265,12 +292,16 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     src = Path(config.model)
     if not src.is_file():
         raise UsageError(f"model file {src} does not exist")
-    method = choose_method(src) if config.method == "auto" else config.method
+    config = resolve(config)
+    method = config.method
     recipe = RECIPES[method]
     out = Path(config.out) if config.out else src.with_name(f"{src.stem}.{recipe.suffix}.onnx")
     calibration, x, y, task = load_data(src, config.dataset, config.calibration_size, log)
-    log(f"quantizing {src.name} with {method} ({recipe.description}); evaluating on "
-        f"{len(x)} samples")
+    types = (f", {config.activation_type} activations" if method == "static" else "") + \
+        (", reduce_range" if config.reduce_range and method in ("static", "dynamic") else "")
+    _note_foreign_target(config.device, log)
+    log(f"quantizing {src.name} for {config.device} with {method} ({recipe.description}"
+        f"{types}); evaluating on {len(x)} samples")
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "quantized.onnx"
         recipe.apply(src, candidate, config, calibration)
@@ -280,7 +311,8 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
                      if task == "classification" else None)
         diff = float(np.max(np.abs(original.outputs.astype(np.float64)
                                    - quantized.outputs.astype(np.float64))))
-        result = QuantizeResult(out, method, original, quantized, agreement, diff)
+        result = QuantizeResult(out, method, original, quantized, agreement, diff,
+                                settings=_settings(config))
         drop = result.drop_points
         if drop is not None and drop > config.max_accuracy_drop:
             raise AccuracyGuardError(
@@ -291,6 +323,31 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         with atomic_open(out, "wb") as fh, open(candidate, "rb") as src_fh:
             shutil.copyfileobj(src_fh, fh)
     return result
+
+
+def _note_foreign_target(device: str, log: Log) -> None:
+    import platform
+
+    from edge_infer.devices.profiles import get
+
+    target, here = get(device).arch, platform.machine().lower()
+    here = "aarch64" if here == "arm64" else here
+    if target != here:
+        log(f"note: the figures are measured on this {here} machine, not on a {device}; INT8 "
+            "arithmetic can differ there (x86 kernels may saturate int8 activations where "
+            "arm64 ones do not), and latency is only indicative")
+
+
+def _settings(config: QuantizeConfig) -> dict[str, Any]:
+    """What produced the model: enough to redo it."""
+    settings: dict[str, Any] = {"device": config.device}
+    if config.method in ("static", "dynamic"):
+        settings.update(per_channel=config.per_channel, reduce_range=config.reduce_range,
+                        weight_type="int8")
+    if config.method == "static":
+        settings.update(activation_type=config.activation_type, calibrate=config.calibrate,
+                        calibration_size=config.calibration_size)
+    return settings
 
 
 def _write_metadata(src: Path, dst: Path, result: QuantizeResult) -> None:

@@ -129,7 +129,8 @@ class ModelInfo:
         for node in self.nodes:
             if node.op_type == "QuantizeLinear" and len(node.inputs) > 2 and node.inputs[2] in inits:
                 activations.add(onnx_type_name(inits[node.inputs[2]].data_type))
-            if node.op_type == "DequantizeLinear" and node.inputs and node.inputs[0] in inits:
+            if node.op_type == "DequantizeLinear" and node.inputs and node.inputs[0] in inits \
+                    and inits[node.inputs[0]].data_type != 6:  # int32 tensors are biases
                 weights.add(onnx_type_name(inits[node.inputs[0]].data_type))
                 scale = inits.get(node.inputs[1]) if len(node.inputs) > 1 else None
                 per_channel |= bool(scale is not None and scale.size > 1)

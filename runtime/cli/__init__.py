@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "export": "edge_infer.export.cli:export",
     "quantize": "edge_infer.export.cli:quantize",
     "evaluate": "edge_infer.export.cli:evaluate",
+    "devices": "edge_infer.devices.cli:devices",
 }
 SHORT_HELP: dict[str, str] = {
     "run": "Run a model on .npy/.npz/.json/image/text inputs.",
@@ -37,6 +38,7 @@ SHORT_HELP: dict[str, str] = {
     "export": "Convert a trained Keras model to ONNX with a parity proof [train extra].",
     "quantize": "INT8/FP16 quantization with an accuracy report and guard [train extra].",
     "evaluate": "Accuracy, per-class precision/recall, confusion matrix, throughput [train extra].",
+    "devices": "List device profiles (x86, Raspberry Pi, Jetson) and detect this machine's.",
 }
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

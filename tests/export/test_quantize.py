@@ -95,3 +95,35 @@ def test_cli_table_and_json(exported, tmp_path):
     assert json.loads(result.stdout)["method"] == "fp16"
     missing = runner.invoke(cli, ["quantize", str(tmp_path / "none.onnx")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_device_profile_sets_the_types_and_what_auto_picks(exported, tmp_path):
+    assert choose_method(exported["cnn"], "jetson-orin") == "fp16"
+    assert choose_method(exported["lstm"], "rpi5") == "dynamic"
+    assert choose_method(exported["cnn"], "rpi4") == "static"
+    out = tmp_path / "rpi.onnx"
+    result = quantize(QuantizeConfig(exported["cnn"], device="rpi5", out=out,
+                                     max_accuracy_drop=100))
+    assert result.method == "static"
+    info = read_model_info(out).quantization()
+    assert info["activation_types"] == ["int8"] and info["weight_types"] == ["int8"]
+    recorded = json.loads(Model(out).metadata.raw["edge_infer.quantization"])
+    assert recorded["settings"]["device"] == "rpi5"
+    assert recorded["settings"]["activation_type"] == "int8"
+    assert recorded["settings"]["reduce_range"] is False
+    # An explicit flag beats the profile.
+    result = quantize(QuantizeConfig(exported["cnn"], device="rpi5", activation_type="uint8",
+                                     out=out, max_accuracy_drop=100))
+    assert read_model_info(out).quantization()["activation_types"] == ["uint8"]
+    gpu = quantize(QuantizeConfig(exported["cnn"], device="jetson-nano",
+                                  out=tmp_path / "j.onnx", max_accuracy_drop=100))
+    assert gpu.method == "fp16" and read_model_info(gpu.path).quantization()["format"] == "fp16"
+
+
+def test_unknown_device_is_refused_with_the_known_ones(exported):
+    from edge_infer.runtime.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="unknown device profile 'toaster'.*rpi5"):
+        QuantizeConfig(exported["cnn"], device="toaster")
+    result = CliRunner().invoke(cli, ["quantize", str(exported["cnn"]), "--device", "toaster"])
+    assert result.exit_code == 2 and "rpi5" in result.output

@@ -1,0 +1,76 @@
+"""Device profiles: the registry, host detection, and the quantization plans."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_infer.devices.profiles import PROFILES, QuantizationPlan, detect, get
+from edge_infer.runtime.errors import UnknownNameError
+from edge_infer.runtime.providers import PROVIDERS
+
+AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+VNNI = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 avx512f avx512_vnni\n"
+ARM = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 asimddp\n"
+
+
+@pytest.mark.parametrize("machine,cpuinfo,model,expected", [
+    ("x86_64", AVX2, "", "x86-avx2"),
+    ("x86_64", VNNI, "", "x86-vnni"),
+    ("x86_64", "flags : avx2 avx_vnni\n", "", "x86-vnni"),
+    ("aarch64", ARM, "Raspberry Pi 5 Model B Rev 1.0\x00", "rpi5"),
+    ("aarch64", ARM, "Raspberry Pi 4 Model B Rev 1.4\x00", "rpi4"),
+    ("aarch64", ARM, "NVIDIA Jetson Orin Nano Developer Kit\x00", "jetson-orin"),
+    ("aarch64", ARM, "NVIDIA Jetson Nano Developer Kit\x00", "jetson-nano"),
+    ("arm64", ARM, "", "arm64"),
+])
+def test_detect(machine, cpuinfo, model, expected):
+    assert detect(machine, cpuinfo, model) == expected
+
+
+def test_host_resolves_to_a_registered_profile():
+    assert get("host").name in PROFILES
+
+
+def test_profiles_name_known_providers_and_sensible_plans():
+    for profile in PROFILES.values():
+        assert set(profile.providers) <= set(PROVIDERS), profile.name
+        assert profile.providers[-1] == "cpu"
+        plan = profile.quantization
+        if "cuda" in profile.providers:
+            assert plan.conv_method == "fp16"
+        else:  # CPUs: never dynamic INT8 for convolutions (ConvInteger is slow)
+            assert plan.conv_method == "static" and plan.dense_method == "dynamic"
+        if profile.arch == "aarch64" and "cuda" not in profile.providers:
+            assert plan.activation_type == "int8"
+    assert get("x86-avx2").quantization.reduce_range
+    assert not get("x86-vnni").quantization.reduce_range
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="unknown device profile 'pi'.*host.*rpi4"):
+        get("pi")
+
+
+def test_plan_is_validated():
+    with pytest.raises(ValueError, match="quantization method"):
+        QuantizationPlan(conv_method="int4")
+    with pytest.raises(ValueError, match="INT8 type"):
+        QuantizationPlan(activation_type="int4")
+
+
+def test_devices_command_marks_the_host():
+    import json
+
+    from click.testing import CliRunner
+
+    from edge_infer.runtime.cli import cli
+
+    runner = CliRunner()
+    table = runner.invoke(cli, ["devices"])
+    assert table.exit_code == 0, table.output
+    host = detect()
+    assert f"* {host} " in table.output and "rpi5" in table.output
+    data = json.loads(runner.invoke(cli, ["devices", "-f", "json"]).output)
+    assert data["host"] == host
+    assert {p["name"] for p in data["profiles"]} == set(PROFILES)
+    assert data["profiles"][0]["quantization"]["conv_method"] in ("static", "fp16")
