@@ -166,3 +166,55 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(table(result))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("architecture", metavar="ARCH")
+@click.option("-d", "--dataset", default="digits", show_default=True, metavar="SPEC",
+              help="A dataset name, keras:NAME, or a path (.npz, .csv/.tsv, image folder).")
+@click.option("--device", default="host", show_default=True, metavar="PROFILE",
+              help="Target device profile (see `edge-infer devices`): picks the recipe.")
+@click.option("-m", "--method", type=click.Choice(["auto", "dynamic", "static", "fp16"]),
+              default="auto", show_default=True, help="Quantization recipe.")
+@click.option("-e", "--epochs", type=click.IntRange(min=1), default=None,
+              help="Most epochs (default: the architecture's; early stopping ends sooner).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
+              metavar="POINTS", help="Past this loss the quantized model is refused and the "
+                                     "float32 one is the result.")
+@click.option("--bench-runs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Timed runs per model and batch size.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder (default: runs/ARCH-DATASET, numbered if it exists).")
+@click.option("-q", "--quiet", is_flag=True, help="No training progress bar.")
+@debug_option
+def pipeline(architecture: str, dataset: str, device: str, method: str, epochs: int | None,
+             seed: int, max_accuracy_drop: float, bench_runs: int, out: Path | None,
+             quiet: bool) -> None:
+    """Train ARCH, export it to ONNX with a parity proof, quantize it for the device,
+    evaluate and benchmark both models, and write report.md and report.json.
+
+    \b
+    Examples:
+      edge-infer pipeline cnn                      # digits, offline, a few minutes
+      edge-infer pipeline lstm --dataset waves
+      edge-infer pipeline cnn --device rpi5 --out runs/cnn-pi
+    """
+    from edge_infer.train.config import progress_verbosity
+
+    from .pipeline import PipelineConfig
+
+    config = PipelineConfig(architecture=architecture, dataset=dataset, device=device, out=out,
+                            epochs=epochs, seed=seed, method=method,
+                            max_accuracy_drop=max_accuracy_drop, bench_runs=bench_runs,
+                            verbose=progress_verbosity(quiet))
+    from edge_infer.runtime.errors import ExtraMissingError
+
+    ExtraMissingError.require("edge-infer pipeline", "train", "tensorflow", "tf2onnx", "onnx",
+                              "sympy", "matplotlib")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .pipeline import pipeline as run_pipeline
+
+    result = run_pipeline(config, log=lambda m: click.echo(m, err=True))
+    click.echo(f"report: {result.path / 'report.md'} (and report.json)")
+    click.echo(f"run it: {result.run_command()}")

@@ -75,14 +75,14 @@ def train(architecture: str | None, dataset: str, epochs: int | None, batch_size
         return
     if architecture is None:
         raise UsageError("missing ARCH; see `edge-infer train --list` for the architectures")
-    from .config import TrainConfig
+    from .config import TrainConfig, progress_verbosity
     from .models import get
 
     get(architecture)  # unknown names are refused before TensorFlow loads
     config = TrainConfig(architecture=architecture, dataset=dataset, epochs=epochs,
                          batch_size=batch_size, seed=seed, out=out, patience=patience,
                          learning_rate=learning_rate, strategy=strategy,
-                         verbose=0 if quiet else "auto")
+                         verbose=progress_verbosity(quiet))
     from .trainer import require_training_stack
 
     require_training_stack()

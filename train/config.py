@@ -10,6 +10,16 @@ from edge_infer.runtime.errors import UsageError
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
 
+def progress_verbosity(quiet: bool) -> int:
+    """Keras ``verbose``: 0 when quiet, the live bar on a terminal, one line per epoch when
+    the output goes to a file or a CI log (the bar would write every redraw there)."""
+    import sys
+
+    if quiet:
+        return 0
+    return 1 if sys.stdout.isatty() and sys.stderr.isatty() else 2
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything one ``edge-infer train`` run needs."""

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "quantize": "edge_infer.export.cli:quantize",
     "evaluate": "edge_infer.export.cli:evaluate",
     "devices": "edge_infer.devices.cli:devices",
+    "pipeline": "edge_infer.export.cli:pipeline",
 }
 SHORT_HELP: dict[str, str] = {
     "run": "Run a model on .npy/.npz/.json/image/text inputs.",
@@ -39,6 +40,7 @@ SHORT_HELP: dict[str, str] = {
     "quantize": "INT8/FP16 quantization with an accuracy report and guard [train extra].",
     "evaluate": "Accuracy, per-class precision/recall, confusion matrix, throughput [train extra].",
     "devices": "List device profiles (x86, Raspberry Pi, Jetson) and detect this machine's.",
+    "pipeline": "Train, export, quantize, evaluate, benchmark and report in one go [train extra].",
 }
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -1,0 +1,207 @@
+"""``pipeline()``: train, export with a parity proof, quantize for the device, evaluate and
+benchmark both models, and write ``report.md`` + ``report.json``.
+
+Each stage is the library function its own command runs (``train``, ``export``, ``quantize``,
+``evaluate``, the runtime's ``benchmark``), so the pipeline never computes a figure differently
+from the commands a user would type. The folder is built under a hidden temporary name and
+renamed at the end: a failed or interrupted pipeline leaves nothing behind.
+
+Benchmarks run in a fresh interpreter (:func:`edge_infer.runtime.bench.benchmark_subprocess`):
+this process has TensorFlow loaded, whose thread pools distort onnxruntime timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edge_infer.runtime.errors import UsageError
+
+Log = Callable[[str], None]
+STAGES = ("train", "export", "quantize", "evaluate", "benchmark", "report")
+BATCH_SIZES = (1, 64)
+DISPLAY = {"static": "int8-static", "dynamic": "int8-dynamic", "fp16": "fp16"}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    architecture: str
+    dataset: str = "digits"
+    device: str = "host"
+    out: Path | None = None
+    epochs: int | None = None
+    seed: int = 0
+    method: str = "auto"
+    max_accuracy_drop: float = 1.0
+    bench_runs: int = 200
+    verbose: int | str = "auto"
+
+    def __post_init__(self) -> None:
+        from edge_infer.devices.profiles import get as get_device
+        from edge_infer.train.models import get as get_arch
+
+        get_arch(self.architecture)
+        get_device(self.device)
+        if self.bench_runs < 1:
+            raise UsageError(f"benchmark runs must be >= 1, found {self.bench_runs}")
+
+
+@dataclass
+class PipelineResult:
+    path: Path
+    best: Path  # the model to deploy: quantized when the guard passed, float32 otherwise
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def run_command(self) -> str:
+        inputs = self.report.get("files", {}).get("inputs", "INPUT")
+        if not inputs.startswith("random:"):
+            inputs = f"{self.path}{os.sep}{inputs}"
+        return f"edge-infer run {self.best} {inputs}"
+
+
+class _Progress:
+    """``[2/6] export: ...`` lines with each stage's elapsed time."""
+
+    def __init__(self, log: Log) -> None:
+        self.log, self.seconds, self._start = log, {}, 0.0
+        self._stage: str | None = None
+
+    def start(self, stage: str, what: str) -> None:
+        self.finish()
+        self._stage, self._start = stage, time.perf_counter()
+        self.log(f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}: {what}")
+
+    def finish(self) -> None:
+        if self._stage is not None:
+            self.seconds[self._stage] = round(time.perf_counter() - self._start, 2)
+            self._stage = None
+
+
+def _sample_inputs(run: Path, model_json: dict[str, Any], count: int = 4) -> str:
+    """A few test inputs in the form ``edge-infer run`` takes best: PNGs for image models,
+    ``random:N`` for generators, an .npy batch otherwise. Returns the argument to pass,
+    relative to the run folder (or ``random:N``)."""
+    from edge_infer.runtime.metadata import ImagePreprocess, ModelMetadata
+
+    if model_json.get("task") == "generation":
+        return f"random:{count}"
+    with np.load(run / "samples.npz") as data:
+        x = data["x"][:count]
+        y = data["y"][:count] if "y" in data.files else None
+    image = ModelMetadata.from_props(model_json.get("metadata") or {}).preprocess
+    plain = isinstance(image, ImagePreprocess) and image.mean is None and image.std is None \
+        and not image.invert and x.ndim == 4 and x.shape[-1] in (1, 3)
+    if plain:
+        try:
+            from PIL import Image
+        except ImportError:
+            plain = False
+    if not plain:
+        np.save(run / "inputs.npy", x)
+        return "inputs.npy"
+    folder = run / "inputs"
+    folder.mkdir()
+    labels = model_json.get("labels") or []
+    for i, sample in enumerate(x):
+        pixels = np.clip(np.round((sample - image.offset) / image.scale), 0, 255).astype(np.uint8)
+        pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+        name = f"{i}"
+        if y is not None and model_json.get("task") == "classification":
+            k = int(y[i])
+            name += f"-{labels[k] if k < len(labels) else k}"
+        Image.fromarray(pixels).save(folder / f"{name}.png")
+    return "inputs" + os.sep
+
+
+def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
+    from edge_infer.devices.profiles import get as get_device
+    from edge_infer.runtime.bench import BenchConfig, benchmark_subprocess
+    from edge_infer.train.config import TrainConfig
+    from edge_infer.train.trainer import default_out, train
+
+    from .evaluate import evaluate
+    from .exporter import ExportConfig, export
+    from .quantize import AccuracyGuardError, QuantizeConfig, quantize
+    from .report import write_report
+
+    log = log or (lambda _m: None)
+    device = get_device(config.device)
+    train_config = TrainConfig(architecture=config.architecture, dataset=config.dataset,
+                               epochs=config.epochs, seed=config.seed, verbose=config.verbose)
+    out = Path(config.out) if config.out else default_out(train_config)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"output folder {out} exists and is not empty; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    progress = _Progress(log)
+    try:
+        progress.start("train", f"{config.architecture} on {config.dataset} "
+                                f"(seed {config.seed})")
+        trained = train(TrainConfig(**{**asdict(train_config), "out": work}),
+                        log=lambda m: log(f"  {m}"))
+        progress.start("export", "Keras -> ONNX with tf2onnx, parity on real samples")
+        exported = export(ExportConfig(work))
+        log(f"  {exported.path.name}: {exported.size_bytes / 1024:.1f} KiB, parity "
+            f"{exported.parity.summary()}")
+        progress.start("quantize", f"{config.method} for {device.name} ({device.summary()})")
+        quantized, refused = None, None
+        try:
+            quantized = quantize(QuantizeConfig(exported.path, method=config.method,
+                                                device=device.name,
+                                                max_accuracy_drop=config.max_accuracy_drop),
+                                 log=lambda m: log(f"  {m}"))
+            r = quantized.report()
+            ratio = quantized.path.stat().st_size / exported.size_bytes
+            log(f"  {quantized.path.name}: {ratio:.0%} of the float32 size"
+                + (f", accuracy drop {r['accuracy_drop_points']:.2f} points"
+                   if r["accuracy_drop_points"] is not None else "")
+                + (f", top-1 agreement {r['top1_agreement']:.2%}"
+                   if r["top1_agreement"] is not None else ""))
+        except AccuracyGuardError as exc:
+            refused = str(exc)
+            log(f"  refused: {refused}; the float32 model is the result")
+        models = {"float32": exported.path}
+        if quantized is not None:
+            models[DISPLAY[quantized.method]] = quantized.path
+        progress.start("evaluate", f"{', '.join(models)} on the held-out test split")
+        evaluation = {name: evaluate(path, log=lambda m: log(f"  {m}"))
+                      for name, path in models.items()}
+        for name, ev in evaluation.items():
+            figure = (f"accuracy {ev['accuracy']:.4f}" if "accuracy" in ev
+                      else f"mse {ev['mse']:.6f}" if "mse" in ev else "no metric")
+            log(f"  {name}: {figure} on {ev['samples']} samples")
+        progress.start("benchmark", f"batch {' and '.join(map(str, BATCH_SIZES))}, "
+                                    f"{config.bench_runs} runs each, in a fresh process")
+        figures = benchmark_subprocess(list(models.values()),
+                                       BenchConfig(BATCH_SIZES, runs=config.bench_runs))
+        bench = dict(zip(models, figures))
+        for name, b in bench.items():
+            one = b["batches"][0]
+            log(f"  {name}: batch 1 p50 {one['latency_ms']['p50']:.3f} ms, batch "
+                f"{b['batches'][-1]['batch_size']} {b['batches'][-1]['throughput_per_s']:,.0f}"
+                " samples/s")
+        progress.start("report", "report.md, report.json, tradeoff.png")
+        model_json = json.loads((work / "model.json").read_text())
+        inputs = _sample_inputs(work, model_json)
+        progress.finish()
+        best_name = DISPLAY[quantized.method] if quantized is not None else "float32"
+        report = write_report(work, out, config=config, device=device, trained=trained,
+                              exported=exported, quantized=quantized, refused=refused,
+                              evaluation=evaluation, bench=bench, stage_seconds=progress.seconds,
+                              inputs=inputs, best=best_name)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    best = out / Path(models[best_name]).name
+    return PipelineResult(out, best, report)

@@ -1,0 +1,234 @@
+"""The pipeline's ``report.json`` (every figure, machine-readable) and ``report.md`` (the same
+figures as tables, with the training curves, confusion matrix and accuracy/size/latency plot).
+
+Paths inside the report are relative to the run folder, so the folder can be moved or shared.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from edge_infer.runtime.atomic import atomic_open
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def _metric(ev: dict[str, Any]) -> tuple[str, float | None]:
+    for key in ("accuracy", "mse"):
+        if key in ev:
+            return key, ev[key]
+    return "metric", None
+
+
+def tradeoff_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Three bar panels: quality metric, file size and batch-1 latency, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["name"] for r in rows]
+    metric = rows[0]["metric"]
+    panels = [(metric, [r["metric_value"] or 0 for r in rows], "{:.4f}"),
+              ("file size (KiB)", [r["size_bytes"] / 1024 for r in rows], "{:.1f}"),
+              ("latency, batch 1, p50 (ms)", [r["latency_b1_ms"] for r in rows], "{:.3f}")]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    colors = ["#4c72b0", "#dd8452", "#55a868"][:len(rows)]
+    for ax, (label, values, fmt) in zip(axes, panels):
+        bars = ax.bar(names, values, color=colors)
+        ax.set_title(label, fontsize=10)
+        for bar, value in zip(bars, values):
+            ax.annotate(fmt.format(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=9)
+        ax.margins(y=0.15)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    """``device rpi5, per-channel, S8S8, reduce_range, minmax calibration on 256 samples``."""
+    code = {"uint8": "U8", "int8": "S8"}
+    parts = [f"device {settings['device']}"]
+    if "per_channel" in settings:
+        parts.append("per-channel" if settings["per_channel"] else "per-tensor")
+    if "activation_type" in settings:
+        parts.append(code[settings["activation_type"]] + code[settings["weight_type"]])
+    elif "weight_type" in settings:
+        parts.append(f"{settings['weight_type']} weights")
+    if settings.get("reduce_range"):
+        parts.append("reduce_range")
+    if "calibrate" in settings:
+        parts.append(f"{settings['calibrate']} calibration on {settings['calibration_size']} "
+                     "samples")
+    return ", ".join(parts)
+
+
+def _machine(device: Any) -> dict[str, Any]:
+    import os
+
+    from edge_infer.devices.profiles import detect
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu,
+            "cores": os.cpu_count(), "python": platform.python_version(),
+            "device_profile": device.name, "host_profile": detect()}
+
+
+def _commands(config: Any, out: Path, method: str, device: str) -> list[str]:
+    arch = [f"edge-infer train {config.architecture} --dataset {config.dataset} "
+            f"--seed {config.seed} --out {out}"
+            + (f" --epochs {config.epochs}" if config.epochs else ""),
+            f"edge-infer export {out}",
+            f"edge-infer quantize {out / 'model.onnx'} --method {method} --device {device} "
+            f"--max-accuracy-drop {config.max_accuracy_drop:g}",
+            f"edge-infer evaluate {out / 'model.onnx'}"]
+    return arch
+
+
+def write_report(work: Path, out: Path, *, config: Any, device: Any, trained: Any,
+                 exported: Any, quantized: Any, refused: str | None,
+                 evaluation: dict[str, dict[str, Any]], bench: dict[str, dict[str, Any]],
+                 stage_seconds: dict[str, float], inputs: str, best: str) -> dict[str, Any]:
+    from edge_infer.runtime.versions import installed_versions
+
+    rows = []
+    for name, ev in evaluation.items():
+        metric, value = _metric(ev)
+        b = bench[name]
+        b1, bn = b["batches"][0], b["batches"][-1]
+        rows.append({"name": name, "file": Path(b["model"]).name, "size_bytes": b["size_bytes"],
+                     "metric": metric, "metric_value": value,
+                     "latency_b1_ms": b1["latency_ms"]["p50"],
+                     "latency_b1_p90_ms": b1["latency_ms"]["p90"],
+                     "batch_n": bn["batch_size"], "throughput_n": bn["throughput_per_s"]})
+    title = f"{config.architecture} on {config.dataset}, {device.name}"
+    tradeoff_plot(rows, work / "tradeoff.png", title)
+    m = trained.metrics
+    report: dict[str, Any] = {
+        "format": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": {k: (str(v) if isinstance(v, Path) else v)
+                   for k, v in vars(config).items()},
+        "machine": _machine(device),
+        "versions": installed_versions("edge-infer", "onnxruntime", "onnx", "tensorflow",
+                                       "keras", "tf2onnx", "numpy"),
+        "stage_seconds": stage_seconds,
+        "train": {k: m.get(k) for k in ("architecture", "dataset", "parameters", "epochs_run",
+                                        "best_epoch", "train_seconds", "samples")}
+        | {k: v for k, v in m.items() if k.startswith("test_")},
+        "export": {"file": exported.path.name, "size_bytes": exported.size_bytes,
+                   "opset": exported.opset, "operators": exported.operators,
+                   "parity": exported.parity.to_dict()},
+        "quantization": (quantized.report() | {"path": quantized.path.name}) if quantized
+        else {"refused": refused},
+        "evaluation": evaluation,
+        "benchmark": bench,
+        "summary": rows,
+        "best": best,
+        "files": {"inputs": inputs, "curves": "curves.png", "tradeoff": "tradeoff.png",
+                  **({"confusion": "confusion.png"} if (work / "confusion.png").exists()
+                     else {}),
+                  **({"samples": "samples.png"} if (work / "samples.png").exists() else {})},
+        "commands": _commands(config, out, quantized.method if quantized else "auto",
+                              device.name),
+    }
+    for ev in report["evaluation"].values():
+        ev["model"] = Path(ev["model"]).name
+    for b in report["benchmark"].values():
+        b["model"] = Path(b["model"]).name
+    with atomic_open(work / "report.json", "w") as fh:
+        json.dump(report, fh, indent=2)
+        fh.write("\n")
+    with atomic_open(work / "report.md", "w") as fh:
+        fh.write(markdown(report, title))
+    return report
+
+
+def markdown(report: dict[str, Any], title: str) -> str:
+    rows = report["summary"]
+    base = rows[0]
+    lines = [f"# {title}", ""]
+    cfg, mach = report["config"], report["machine"]
+    lines += [f"{mach['cpu']}, {mach['cores']} cores, {mach['platform']}; device profile "
+              f"`{mach['device_profile']}`; onnxruntime {report['versions'].get('onnxruntime')}"
+              f", tensorflow {report['versions'].get('tensorflow')}.", ""]
+    lines += ["| model | file | size | " + base["metric"] + " | latency b1 p50 | latency b1 p90"
+              f" | throughput b{base['batch_n']} |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        size = _kib(r["size_bytes"]) + (f" ({r['size_bytes'] / base['size_bytes']:.0%})"
+                                         if r is not base else "")
+        value = "n/a" if r["metric_value"] is None else f"{r['metric_value']:.4f}"
+        speed = "" if r is base else f" ({base['latency_b1_ms'] / r['latency_b1_ms']:.2f}x)"
+        lines.append(f"| {r['name']} | `{r['file']}` | {size} | {value} | "
+                     f"{r['latency_b1_ms']:.3f} ms{speed} | {r['latency_b1_p90_ms']:.3f} ms | "
+                     f"{r['throughput_n']:,.0f}/s |")
+    lines.append("")
+    q = report["quantization"]
+    if "refused" in q:
+        lines += [f"Quantization was refused by the accuracy guard: {q['refused']}.", ""]
+    else:
+        drop = q.get("accuracy_drop_points")
+        parts = [f"{q['method']} ({_settings_text(q['settings'])})"]
+        if drop is not None:
+            parts.append(f"accuracy drop {drop:.2f} points")
+        if q.get("top1_agreement") is not None:
+            parts.append(f"top-1 agreement {q['top1_agreement']:.2%}")
+        parts.append(f"max |diff| {q['max_abs_diff']:.3g}")
+        lines += ["Quantization: " + "; ".join(parts) + ".", ""]
+        slower = rows[-1]["latency_b1_ms"] > base["latency_b1_ms"]
+        if slower:
+            why = ("this CPU has no VNNI, so onnxruntime's INT8 kernels gain little over "
+                   "float32, and small models are dominated by per-operator overhead"
+                   if mach["host_profile"] == "x86-avx2" else
+                   "small models are dominated by per-operator overhead, and quantize/"
+                   "dequantize steps add operators")
+            lines += [f"The quantized model is slower than float32 on this machine "
+                      f"({base['latency_b1_ms'] / rows[-1]['latency_b1_ms']:.2f}x at batch 1): "
+                      f"{why}. It is still the smaller file; for speed here, deploy "
+                      f"`{base['file']}`.", ""]
+    parity = report["export"]["parity"]
+    t = report["train"]
+    lines += ["## Training", "",
+              f"{t['architecture']}, {t['parameters']:,} parameters, {t['epochs_run']} epochs "
+              f"(best {t['best_epoch']}) in {t['train_seconds']:.1f} s; test "
+              + ", ".join(f"{k.removeprefix('test_')} {v:.4f}" for k, v in t.items()
+                          if k.startswith("test_") and isinstance(v, float)) + ".", "",
+              "![training curves](curves.png)", ""]
+    files = report["files"]
+    if "confusion" in files:
+        lines += ["![confusion matrix](confusion.png)", ""]
+    if "samples" in files:
+        lines += ["![samples](samples.png)", ""]
+    lines += ["## Export", "",
+              f"`{report['export']['file']}`, opset {report['export']['opset']}, "
+              f"{sum(report['export']['operators'].values())} operators; parity with Keras on "
+              f"{parity.get('samples')} samples: max |diff| {parity['max_abs_diff']:.3g}"
+              + (f", top-1 agreement {parity['top1_agreement']:.2%}"
+                 if parity.get("top1_agreement") is not None else "") + ".", "",
+              "## Accuracy, size and latency", "", "![tradeoff](tradeoff.png)", ""]
+    best = next(r for r in rows if r["name"] == report["best"])
+    inputs = files["inputs"]
+    run_inputs = inputs if inputs.startswith("random:") else inputs
+    lines += ["## Run it", "", "From this folder:", "", "```",
+              f"edge-infer run {best['file']} {run_inputs}", "```", "",
+              "## Reproduce", "", "The same steps as separate commands:", "", "```",
+              *report["commands"], "```", "",
+              "Stage times: " + ", ".join(f"{k} {v:.1f} s"
+                                          for k, v in report["stage_seconds"].items()) + ".", ""]
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""The pipeline: a short real run end to end, its report, the guard fallback, and atomicity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("tensorflow")
+
+from edge_infer.export import pipeline as pmod  # noqa: E402
+from edge_infer.export.pipeline import PipelineConfig, pipeline  # noqa: E402
+from edge_infer.export.quantize import AccuracyGuardError  # noqa: E402
+from edge_infer.runtime.cli import cli  # noqa: E402
+from edge_infer.runtime.errors import UnknownNameError, UsageError  # noqa: E402
+
+
+def _config(out: Path, **kw) -> PipelineConfig:
+    return PipelineConfig("cnn", epochs=1, bench_runs=3, verbose=0, out=out, **kw)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipe") / "cnn"
+    lines: list[str] = []
+    # One epoch: the guard is opened wide here; its refusal has its own test.
+    return pipeline(_config(out, max_accuracy_drop=100), log=lines.append), lines
+
+
+def test_pipeline_writes_every_artifact_and_a_consistent_report(finished):
+    result, lines = finished
+    folder = result.path
+    for name in ("model.keras", "model.onnx", "model.int8.onnx", "report.md", "report.json",
+                 "curves.png", "confusion.png", "tradeoff.png", "metrics.json"):
+        assert (folder / name).is_file(), name
+    assert not list(folder.parent.glob(".cnn.partial-*"))
+    # Progress: every stage announced in order.
+    stages = [line.split("]")[0] for line in lines if line.startswith("[")]
+    assert stages == [f"[{i}/6" for i in range(1, 7)]
+    report = json.loads((folder / "report.json").read_text())
+    assert [r["name"] for r in report["summary"]] == ["float32", "int8-static"]
+    for row in report["summary"]:
+        assert row["size_bytes"] == (folder / row["file"]).stat().st_size
+        assert row["latency_b1_ms"] > 0 and row["throughput_n"] > 0 and row["batch_n"] == 64
+    assert report["export"]["parity"]["passed"] is True
+    assert report["quantization"]["method"] == "static"
+    assert report["evaluation"]["float32"]["accuracy"] == pytest.approx(
+        report["summary"][0]["metric_value"])
+    assert report["best"] == "int8-static" and result.best == folder / "model.int8.onnx"
+    assert set(report["stage_seconds"]) == set(pmod.STAGES)
+    md = (folder / "report.md").read_text()
+    assert "| int8-static | `model.int8.onnx` |" in md and "![tradeoff](tradeoff.png)" in md
+    assert "edge-infer quantize" in md and "edge-infer run model.int8.onnx inputs/" in md
+
+
+def test_the_printed_run_command_works(finished):
+    result, _ = finished
+    command = result.run_command().split()
+    assert command[:3] == ["edge-infer", "run", str(result.best)]
+    pngs = sorted(Path(command[3]).glob("*.png"))
+    assert len(pngs) == 4
+    run = CliRunner().invoke(cli, ["run", *command[2:], "-f", "json"])
+    assert run.exit_code == 0, run.output
+    predictions = json.loads(run.output)["predictions"]
+    assert len(predictions) == 4
+    assert all(p[0]["label"] in [str(i) for i in range(10)] for p in predictions)
+
+
+def test_a_refused_quantization_keeps_float32(tmp_path, monkeypatch):
+    from edge_infer.export import quantize as qmod
+
+    def refuse(config, log=None):
+        raise AccuracyGuardError("static lowers accuracy by 9.00 points; nothing was written")
+
+    monkeypatch.setattr(qmod, "quantize", refuse)
+    result = pipeline(_config(tmp_path / "run"))
+    report = json.loads((result.path / "report.json").read_text())
+    assert report["best"] == "float32" and result.best.name == "model.onnx"
+    assert "9.00 points" in report["quantization"]["refused"]
+    assert [r["name"] for r in report["summary"]] == ["float32"]
+    assert "refused by the accuracy guard" in (result.path / "report.md").read_text()
+
+
+def test_a_failing_stage_leaves_nothing(tmp_path, monkeypatch):
+    from edge_infer.export import exporter
+
+    def broken(config, log=None):
+        raise RuntimeError("export broke")
+
+    monkeypatch.setattr(exporter, "export", broken)
+    with pytest.raises(RuntimeError, match="export broke"):
+        pipeline(_config(tmp_path / "run"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_arguments_are_refused_before_training(tmp_path):
+    with pytest.raises(UnknownNameError, match="unknown architecture 'resnet'"):
+        PipelineConfig("resnet")
+    with pytest.raises(UnknownNameError, match="unknown device profile"):
+        PipelineConfig("cnn", device="toaster")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    with pytest.raises(UsageError, match="exists and is not empty"):
+        pipeline(_config(tmp_path / "busy"))
+    result = CliRunner().invoke(cli, ["pipeline", "cnn", "--device", "toaster"])
+    assert result.exit_code == 2 and "rpi5" in result.output
