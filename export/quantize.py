@@ -227,13 +227,23 @@ def _run_dir(model: Path) -> Path | None:
     return model.parent if (model.parent / "model.json").is_file() else None
 
 
+def _fits(x: np.ndarray, shape: tuple | None) -> bool:
+    """Whether samples ``x`` match a model input's static dimensions (batch aside)."""
+    if shape is None:
+        return True
+    if len(shape) != x.ndim:
+        return False
+    return all(not isinstance(d, int) or d == n for d, n in zip(shape[1:], x.shape[1:]))
+
+
 def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str | None]:
     """Calibration inputs, evaluation inputs and targets, and the task."""
     run = _run_dir(model)
     info = json.loads((run / "model.json").read_text()) if run else {}
     task = info.get("task")
-    spec = dataset or info.get("dataset_spec")
+    # A generator's inputs are latent vectors, not the images it was trained on.
+    spec = dataset or (info.get("dataset_spec") if task != "generation" else None)
     if spec:
         from edge_infer.runtime.metadata import ModelMetadata
         from edge_infer.runtime.modelfile import read_model_info
@@ -241,7 +251,11 @@ def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
 
         try:
             data = load_dataset(spec, seed=info.get("seed", 0))
-            expected = ModelMetadata.from_props(read_model_info(model).metadata).preprocess
+            file_info = read_model_info(model)
+            expected = ModelMetadata.from_props(file_info.metadata).preprocess
+            if not _fits(data.x_test, file_info.inputs[0].shape):
+                raise UsageError(f"{spec} gives inputs of shape {list(data.x_test.shape[1:])}, "
+                                 f"but {model.name} takes {list(file_info.inputs[0].shape or [])}")
             if expected is None or data.preprocess == expected:
                 task = task or data.task
                 y = data.x_test if task == "reconstruction" else data.y_test

@@ -127,3 +127,17 @@ def test_unknown_device_is_refused_with_the_known_ones(exported):
         QuantizeConfig(exported["cnn"], device="toaster")
     result = CliRunner().invoke(cli, ["quantize", str(exported["cnn"]), "--device", "toaster"])
     assert result.exit_code == 2 and "rpi5" in result.output
+
+
+def test_a_generator_calibrates_on_latent_vectors_not_its_training_images(trained_runs, tmp_path):
+    onnx_path = export(ExportConfig(trained_runs["gan"])).path
+    result = quantize(QuantizeConfig(onnx_path, method="static", out=tmp_path / "g.onnx"))
+    assert result.quantized.metric == "none" and result.max_abs_diff < 1.0
+    assert read_model_info(result.path).quantization()["format"] == "QDQ"
+
+
+def test_a_dataset_of_the_wrong_shape_is_refused(exported):
+    from edge_infer.runtime.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"waves gives inputs of shape \[50, 1\].*takes"):
+        quantize(QuantizeConfig(exported["cnn"], dataset="waves"))
