@@ -1,8 +1,27 @@
-"""Latency and throughput of a model through the runtime, as a deployment sees them.
+"""Latency, throughput and memory of models through the runtime, as a deployment sees them.
 
-``benchmark()`` creates the session (timed), feeds inputs generated from the model's signature,
-warms up, then times each ``Model.run`` call: min/p50/p90/p99/max latency, throughput, and the
-process's peak resident memory. It depends on onnxruntime and numpy only.
+``benchmark()`` times the session creation, feeds inputs generated from the model's signature
+(or given), warms up, then times each ``Model.run`` call. Depends on onnxruntime and numpy only.
+
+JSON schema (``edge-infer bench --format json``; ``format`` changes when a field changes
+meaning or goes away; new fields may be added)::
+
+    {"format": 1,
+     "machine": {"platform", "machine", "cpu", "cores", "python", "onnxruntime"},
+     "config": {"batch_sizes": [int], "runs", "warmup", "threads": int|null,
+                "providers": [str], "dims": {name: int}, "input": str|null},
+     "results": [{"model": path, "size_bytes", "provider": str (what ran), "threads",
+                  "session_seconds", "peak_rss_mib": float|null,
+                  "batches": [{"batch_size", "latency_ms": {"min", "p50", "p90", "p99", "max",
+                               "mean"}, "throughput_per_s",
+                               "speedup_vs_first": float|null}]}]}
+
+``speedup_vs_first`` is the first model's p50 latency at the same batch size divided by this
+one's (above 1: faster); null for the first model.
+
+Peak memory is the process's resident high-water mark while the model was loaded and run; on
+Linux the mark is reset before each model (``/proc/self/clear_refs``) so several models in one
+run each get their own figure, elsewhere it is the process's peak so far.
 
 Timings taken in a process that has imported TensorFlow are not trustworthy: its thread pools
 competed with onnxruntime's and slowed it by up to 2x on this project's 2-core machines. Tools
@@ -17,11 +36,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import InputError, UsageError
+
+FORMAT = 1
+Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -29,9 +51,11 @@ class BenchConfig:
     batch_sizes: tuple[int, ...] = (1,)
     runs: int = 200
     warmup: int = 20
-    provider: str = "cpu"
+    providers: tuple[str, ...] = ("cpu",)
+    provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    strict: bool = False
     threads: int | None = None
-    dims: tuple[tuple[str, int], ...] = ()  # symbolic dimension -> value (batch excepted)
+    dims: tuple[tuple[str, int], ...] = ()  # symbolic dimension -> value (the batch excepted)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -41,6 +65,16 @@ class BenchConfig:
             raise UsageError(f"runs must be >= 1, found {self.runs}")
         if self.warmup < 0:
             raise UsageError(f"warmup must be >= 0, found {self.warmup}")
+        if self.threads is not None and self.threads < 0:
+            raise UsageError(f"threads must be >= 0, found {self.threads}")
+
+    def options(self) -> dict[str, dict[str, str]]:
+        return {name: dict(items) for name, items in self.provider_options}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_sizes": list(self.batch_sizes), "runs": self.runs,
+                "warmup": self.warmup, "threads": self.threads,
+                "providers": list(self.providers), "dims": dict(self.dims)}
 
 
 @dataclass
@@ -48,6 +82,7 @@ class BatchFigures:
     batch_size: int
     latency_ms: dict[str, float]  # min, p50, p90, p99, max, mean
     throughput_per_s: float
+    speedup_vs_first: float | None = None
     samples_ms: list[float] = field(default_factory=list, repr=False)
 
 
@@ -58,8 +93,8 @@ class BenchResult:
     provider: str
     threads: int | None
     session_seconds: float
-    batches: list[BatchFigures]
     peak_rss_mib: float | None
+    batches: list[BatchFigures]
 
     def to_dict(self, samples: bool = False) -> dict[str, Any]:
         d = asdict(self)
@@ -68,40 +103,57 @@ class BenchResult:
                 b.pop("samples_ms")
         return d
 
-    def figures(self, batch_size: int) -> BatchFigures:
-        return next(b for b in self.batches if b.batch_size == batch_size)
+    def figures(self, batch_size: int) -> BatchFigures | None:
+        return next((b for b in self.batches if b.batch_size == batch_size), None)
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def peak_rss_mib() -> float | None:
     try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
         import resource
     except ImportError:  # Windows
         return None
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (kib / 1024 / 1024 if sys.platform == "darwin" else kib / 1024)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024
 
 
-def make_inputs(signature: Any, batch_size: int, dims: dict[str, int],
+def make_inputs(signature: Any, batch_size: int, dims: Mapping[str, int],
                 seed: int = 0) -> dict[str, np.ndarray]:
     """Inputs shaped by the model's signature: the first dimension is the batch, other
-    symbolic dimensions come from ``dims``; floats uniform in [0, 1), integers small ids."""
+    symbolic dimensions come from ``dims``; floats uniform in [0, 1), integers 0 or 1."""
     rng = np.random.default_rng(seed)
     feed: dict[str, np.ndarray] = {}
     for spec in signature.inputs:
         if spec.shape is None or spec.dtype is None:
             raise InputError(f"input {spec.name!r} has no static rank or type; give an input "
-                             "file instead")
+                             "file with --input")
         shape = []
         for i, d in enumerate(spec.shape):
             if isinstance(d, int):
                 shape.append(d)
+            elif d is not None and d in dims:
+                shape.append(dims[d])
             elif i == 0:
                 shape.append(batch_size)
-            elif d in dims:
-                shape.append(dims[d])
             else:
-                raise InputError(f"input {spec.name!r} has a symbolic dimension {d!r}; set it "
-                                 f"with --dim {d}=N")
+                raise InputError(f"input {spec.name!r} has the symbolic dimension "
+                                 f"{d or '?'} at axis {i}; set it with --dim "
+                                 f"{d or 'NAME'}=N, or give an input file with --input")
         if np.issubdtype(spec.dtype, np.floating):
             feed[spec.name] = rng.random(shape, dtype=np.float32).astype(spec.dtype)
         elif spec.dtype == np.bool_:
@@ -111,6 +163,15 @@ def make_inputs(signature: Any, batch_size: int, dims: dict[str, int],
     return feed
 
 
+def resize_batch(arrays: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
+    """Given samples repeated or cut to ``batch_size`` rows."""
+    out = {}
+    for name, a in arrays.items():
+        reps = -(-batch_size // len(a))
+        out[name] = np.ascontiguousarray(np.concatenate([a] * reps)[:batch_size])
+    return out
+
+
 def _percentiles(times_ms: np.ndarray) -> dict[str, float]:
     return {"min": float(times_ms.min()), "p50": float(np.percentile(times_ms, 50)),
             "p90": float(np.percentile(times_ms, 90)), "p99": float(np.percentile(times_ms, 99)),
@@ -118,19 +179,22 @@ def _percentiles(times_ms: np.ndarray) -> dict[str, float]:
 
 
 def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
-              inputs: dict[str, np.ndarray] | None = None) -> BenchResult:
-    """Time ``Model.run`` on ``path`` for each batch size in ``config``."""
+              inputs: Mapping[str, np.ndarray] | None = None,
+              progress: Progress | None = None) -> BenchResult:
+    """Time ``Model.run`` on ``path`` for each batch size in ``config``; ``inputs`` (arrays
+    keyed by input name) replace the generated ones, repeated or cut to each batch size."""
     from .model import Model
 
     path = Path(path)
+    _reset_peak_rss()
     start = time.perf_counter()
-    model = Model(path, providers=[config.provider], threads=config.threads)
+    model = Model(path, providers=list(config.providers), threads=config.threads,
+                  provider_options=config.options(), strict=config.strict)
     session_seconds = time.perf_counter() - start
     batches = []
     for batch in config.batch_sizes:
-        feed = inputs if inputs is not None else make_inputs(model.signature, batch,
-                                                             dict(config.dims), config.seed)
-        rows = len(next(iter(feed.values())))
+        feed = resize_batch(inputs, batch) if inputs is not None else \
+            make_inputs(model.signature, batch, dict(config.dims), config.seed)
         for _ in range(config.warmup):
             model.run(feed)
         times = np.empty(config.runs)
@@ -138,13 +202,53 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
             t0 = time.perf_counter()
             model.run(feed)
             times[i] = time.perf_counter() - t0
+            if progress is not None:
+                progress(1)
         ms = times * 1000
-        batches.append(BatchFigures(rows, _percentiles(ms), float(rows / times.mean()),
-                                    [float(t) for t in ms]))
-        if inputs is not None:
-            break
+        batches.append(BatchFigures(batch, _percentiles(ms), float(batch / times.mean()),
+                                    samples_ms=[float(t) for t in ms]))
     return BenchResult(str(path), path.stat().st_size, model.provider, config.threads,
-                       session_seconds, batches, peak_rss_mib())
+                       session_seconds, peak_rss_mib(), batches)
+
+
+def compare(results: Sequence[BenchResult]) -> None:
+    """Fill ``speedup_vs_first``: the first model's p50 over each one's, per batch size."""
+    if not results:
+        return
+    first = results[0]
+    for result in results[1:]:
+        for b in result.batches:
+            base = first.figures(b.batch_size)
+            if base is not None and b.latency_ms["p50"] > 0:
+                b.speedup_vs_first = base.latency_ms["p50"] / b.latency_ms["p50"]
+
+
+def machine() -> dict[str, Any]:
+    import os
+    import platform
+
+    import onnxruntime
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu,
+            "cores": os.cpu_count(), "python": platform.python_version(),
+            "onnxruntime": onnxruntime.__version__}
+
+
+def report(results: Sequence[BenchResult], config: BenchConfig,
+           input_file: str | None = None) -> dict[str, Any]:
+    """The documented JSON document (see the module docstring)."""
+    return {"format": FORMAT, "machine": machine(),
+            "config": config.to_dict() | {"input": input_file},
+            "results": [r.to_dict() for r in results]}
 
 
 def benchmark_subprocess(paths: Sequence[str | Path], config: BenchConfig = BenchConfig()
@@ -153,7 +257,9 @@ def benchmark_subprocess(paths: Sequence[str | Path], config: BenchConfig = Benc
     import subprocess
 
     args = [sys.executable, "-m", "edge_infer.runtime.bench", "--runs", str(config.runs),
-            "--warmup", str(config.warmup), "--provider", config.provider]
+            "--warmup", str(config.warmup)]
+    for p in config.providers:
+        args += ["--provider", p]
     for b in config.batch_sizes:
         args += ["--batch-size", str(b)]
     if config.threads is not None:
@@ -162,7 +268,7 @@ def benchmark_subprocess(paths: Sequence[str | Path], config: BenchConfig = Benc
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
         raise UsageError(f"benchmark process failed: {tail[0]}")
-    return json.loads(done.stdout)
+    return json.loads(done.stdout)["results"]
 
 
 def _main(argv: Sequence[str]) -> None:
@@ -173,11 +279,14 @@ def _main(argv: Sequence[str]) -> None:
     parser.add_argument("--batch-size", type=int, action="append", dest="batch_sizes")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--provider", default="cpu")
+    parser.add_argument("--provider", action="append", dest="providers")
     parser.add_argument("--threads", type=int, default=None)
     a = parser.parse_args(argv)
-    config = BenchConfig(tuple(a.batch_sizes or (1,)), a.runs, a.warmup, a.provider, a.threads)
-    print(json.dumps([benchmark(m, config).to_dict() for m in a.models]))
+    config = BenchConfig(tuple(a.batch_sizes or (1,)), a.runs, a.warmup,
+                         tuple(a.providers or ("cpu",)), threads=a.threads)
+    results = [benchmark(m, config) for m in a.models]
+    compare(results)
+    print(json.dumps(report(results, config)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,164 @@
+"""``edge-infer bench MODEL...``: latency, throughput and memory, several models side by side."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import UsageError
+from . import debug_option
+from .options import parse_provider_options, provider_options
+
+
+def _parse_dims(items: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    dims = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not sep or not name.strip() or number < 1:
+            raise UsageError(f"--dim expects NAME=N with N >= 1 (like sequence=50), found "
+                             f"{item!r}")
+        dims.append((name.strip(), number))
+    return tuple(dims)
+
+
+def _load_input(path: str, model_path: str) -> dict[str, Any]:
+    from ..inputs import LoadContext, load_inputs
+    from ..model import Model
+
+    model = Model(model_path, providers=["cpu"])
+    batch = load_inputs([path], LoadContext(model.signature, model.metadata))
+    return model.signature.prepare(batch.arrays, cast=batch.cast)
+
+
+def table(doc: dict[str, Any]) -> str:
+    header = ["model", "provider", "session", "batch", "p50 ms", "p90 ms", "p99 ms", "min ms",
+              "max ms", "samples/s", "peak MiB", "vs first"]
+    rows = []
+    for r in doc["results"]:
+        for b in r["batches"]:
+            lat = b["latency_ms"]
+            speed = b["speedup_vs_first"]
+            rows.append([Path(r["model"]).name, r["provider"],
+                         f"{r['session_seconds'] * 1000:.0f} ms", str(b["batch_size"]),
+                         f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
+                         f"{lat['min']:.3f}", f"{lat['max']:.3f}",
+                         f"{b['throughput_per_s']:,.0f}",
+                         "-" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.0f}",
+                         "" if speed is None else f"{speed:.2f}x"])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    right = set(range(3, len(header)))
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    m, c = doc["machine"], doc["config"]
+    threads = "onnxruntime's default" if c["threads"] is None else c["threads"]
+    lines = [f"{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; threads "
+             f"{threads}; {c['runs']} runs after {c['warmup']} warm-up",
+             fmt(header), *(fmt(row) for row in rows)]
+    return "\n".join(lines)
+
+
+def plot(results: list[Any], path: Path) -> None:
+    """Latency distributions: one box per model and batch size."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install matplotlib (the train extra "
+                         "has it)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..atomic import atomic_open
+
+    sizes = sorted({b.batch_size for r in results for b in r.batches})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 3.6), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        data, names = [], []
+        for r in results:
+            b = r.figures(size)
+            if b is not None:
+                data.append(b.samples_ms)
+                names.append(Path(r.model).name)
+        ax.boxplot(data, showfliers=True, whis=(1, 99))
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=15, fontsize=8)
+        ax.set_title(f"batch {size}", fontsize=10)
+        ax.set_ylabel("latency (ms)")
+    fig.suptitle("latency per run (whiskers: p1-p99)", fontsize=10)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("models", nargs=-1, required=True, metavar="MODEL...")
+@click.option("-b", "--batch-size", "batch_sizes", type=click.IntRange(min=1), multiple=True,
+              help="Batch size, repeatable (default: 1).")
+@click.option("-n", "--runs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Timed runs per model and batch size.")
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Untimed runs first (the first runs of a session are slower).")
+@provider_options
+@click.option("--dim", "dims", multiple=True, metavar="NAME=N",
+              help="Value of a symbolic input dimension other than the batch, repeatable.")
+@click.option("-i", "--input", "input_file", default=None, metavar="FILE",
+              help="Feed these samples (any `run` input) instead of generated ones; repeated "
+                   "or cut to each batch size.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the JSON report here.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG of the latency distributions (needs matplotlib).")
+@debug_option
+def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warmup: int,
+          providers: tuple[str, ...], provider_option: tuple[str, ...], strict: bool,
+          threads: int | None, dims: tuple[str, ...], input_file: str | None, fmt: str,
+          output: Path | None, plot_path: Path | None) -> None:
+    """Benchmark one or more models: session creation, latency percentiles, throughput,
+    peak memory and the provider that ran, each model against the first.
+
+    \b
+    Examples:
+      edge-infer bench model.onnx
+      edge-infer bench model.onnx model.int8.onnx model.fp16.onnx -b 1 -b 64
+      edge-infer bench lstm.onnx --dim sequence=50 --format json -o bench.json
+      edge-infer bench model.onnx -p cuda --plot latency.png
+    """
+    from ..bench import BenchConfig, benchmark, compare, report
+
+    options = parse_provider_options(provider_option)
+    config = BenchConfig(tuple(batch_sizes) or (1,), runs, warmup,
+                         tuple(providers) or ("auto",),
+                         tuple((k, tuple(v.items())) for k, v in options.items()), strict,
+                         threads, _parse_dims(dims))
+    for m in models:
+        if not Path(m).is_file():
+            raise UsageError(f"model file {m} does not exist")
+    total = len(models) * len(config.batch_sizes) * runs
+    show = sys.stderr.isatty() and fmt == "table"
+    results = []
+    with click.progressbar(length=total, label="benchmarking", file=sys.stderr,
+                           hidden=not show) as bar:
+        for m in models:
+            inputs = _load_input(input_file, m) if input_file else None
+            results.append(benchmark(m, config, inputs=inputs, progress=bar.update))
+    compare(results)
+    doc = report(results, config, input_file)
+    if output is not None:
+        from ..atomic import write_text
+
+        write_text(output, json.dumps(doc, indent=2) + "\n")
+    if plot_path is not None:
+        plot(results, plot_path)
+    click.echo(json.dumps(doc, indent=2) if fmt == "json" else table(doc))
