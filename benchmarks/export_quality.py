@@ -35,28 +35,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from common import (BATCHES, keras_timings, litert_figures, onnx_figures,  # noqa: E402
+                    tflite_models, train_run)
+
 # architecture -> dataset for the parity sweep
 ZOO = {"mlp": "moons", "regressor": "sine", "cnn": "digits", "cifar_cnn": "digits",
        "lstm": "waves", "gru": "waves", "autoencoder": "digits", "conv_autoencoder": "digits",
        "gan": "digits"}
-BATCHES = (1, 64)
 
 
 # -- phase A: TensorFlow process ----------------------------------------------------------------
-
-def _train(arch: str, dataset: str, out: Path, epochs: int | None) -> Path:
-    from edge_infer.train.config import TrainConfig
-    from edge_infer.train.trainer import train
-
-    return train(TrainConfig(arch, dataset, epochs=epochs, out=out, verbose=0)).path
-
 
 def parity_sweep(root: Path) -> list[dict[str, Any]]:
     from edge_infer.export.exporter import ExportConfig, export
 
     rows = []
     for arch, dataset in ZOO.items():
-        run = _train(arch, dataset, root / f"parity-{arch}", epochs=3)
+        run = train_run(arch, dataset, root / f"parity-{arch}", epochs=3)
         r = export(ExportConfig(run)).parity
         rows.append({"architecture": arch, "dataset": dataset, "samples": r.samples,
                      "max_abs_diff": r.max_abs_diff, "top1_agreement": r.top1_agreement,
@@ -86,109 +81,17 @@ def quantize_all(run: Path) -> dict[str, Any]:
     return {"files": out, "reports": reports}
 
 
-def tflite_models(run: Path, x_cal: np.ndarray) -> dict[str, str]:
-    """FP32 and full-INT8 TFLite from a SavedModel export (from_concrete_functions dropped the
-    weights of Keras 3 models here)."""
-    import keras
-    import tensorflow as tf
-
-    model = keras.models.load_model(run / "model.keras")
-    saved = run / "saved_model"
-    model.export(str(saved), format="tf_saved_model", verbose=False)
-    files = {}
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    (run / "model.tflite").write_bytes(conv.convert())
-    files["tflite-fp32"] = str(run / "model.tflite")
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x_cal[i:i + 1]] for i in range(len(x_cal)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    (run / "model.int8.tflite").write_bytes(conv.convert())
-    files["tflite-int8"] = str(run / "model.int8.tflite")
-    return files
-
-
-def keras_timings(run: Path, x: np.ndarray, y: np.ndarray, runs: int) -> dict[str, Any]:
-    import keras
-
-    model = keras.models.load_model(run / "model.keras")
-    acc = float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
-    out: dict[str, Any] = {"accuracy": acc}
-    for name, call in (("keras model(x)", lambda b: model(b, training=False)),
-                       ("keras predict", lambda b: model.predict(b, verbose=0))):
-        figures = {}
-        for batch in BATCHES:
-            xb = x[:batch]
-            for _ in range(10):
-                call(xb)
-            n = max(20, runs // (4 if name == "keras predict" else 1))
-            t = []
-            for _ in range(n):
-                start = time.perf_counter()
-                call(xb)
-                t.append(time.perf_counter() - start)
-            figures[str(batch)] = float(np.median(t) * 1000)
-        out[name] = figures
-    return out
-
-
 # -- phase B: child process without TensorFlow --------------------------------------------------
-
-def _time(fn, runs: int) -> float:
-    for _ in range(max(10, runs // 10)):
-        fn()
-    t = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter()
-        fn()
-        t[i] = time.perf_counter() - start
-    return float(np.median(t) * 1000)
-
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     assert "tensorflow" not in sys.modules
     with np.load(spec["data"]) as d:
         x, y = d["x"], d["y"]
     runs, threads = spec["runs"], spec["threads"]
-    results: dict[str, Any] = {}
-    from edge_infer.runtime import Model
-
-    for name, path in spec["onnx"].items():
-        model = Model(path, providers=["cpu"], threads=threads)
-        out = model.run(x, batch_size=256)[model.signature.output_names[0]]
-        row = {"accuracy": float(np.mean(np.argmax(out, axis=1) == y)),
-               "size_bytes": os.path.getsize(path)}
-        for batch in BATCHES:
-            xb = x[:batch]
-            row[str(batch)] = _time(lambda: model.run(xb), runs)
-        results[name] = row
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        for name in spec["tflite"]:
-            results[name] = {"error": "ai-edge-litert is not installed (pip install "
-                                      "'edge-infer[bench]')"}
-        return results
-    for name, path in spec["tflite"].items():
-        row = {"size_bytes": os.path.getsize(path)}
-        for batch in (*BATCHES, len(x)):
-            interp = Interpreter(model_path=path, num_threads=threads)
-            inp = interp.get_input_details()[0]
-            interp.resize_tensor_input(inp["index"], [batch, *x.shape[1:]])
-            interp.allocate_tensors()
-            out_index = interp.get_output_details()[0]["index"]
-            xb = np.ascontiguousarray(x[:batch])
-
-            def call(xb=xb, interp=interp, inp=inp):
-                interp.set_tensor(inp["index"], xb)
-                interp.invoke()
-
-            if batch == len(x):
-                call()
-                row["accuracy"] = float(np.mean(np.argmax(interp.get_tensor(out_index), 1) == y))
-            else:
-                row[str(batch)] = _time(call, runs)
-        results[name] = row
+    results = {name: onnx_figures(path, x, y, "classification", runs, threads)
+               for name, path in spec["onnx"].items()}
+    results |= {name: litert_figures(path, x, y, "classification", runs, threads)
+                for name, path in spec["tflite"].items()}
     return results
 
 
@@ -223,18 +126,18 @@ def main() -> None:
             print("parity over the zoo (3 epochs each)", flush=True)
             report["parity"] = parity_sweep(root)
         print("training cnn on digits and lstm on waves with their defaults", flush=True)
-        cnn = _train("cnn", "digits", root / "cnn", None)
-        lstm = _train("lstm", "waves", root / "lstm", None)
+        cnn = train_run("cnn", "digits", root / "cnn", None)
+        lstm = train_run("lstm", "waves", root / "lstm", None)
         report["cnn"] = quantize_all(cnn)
         report["lstm"] = quantize_all(lstm)
         digits = load_dataset("digits", seed=0)
         x, y = digits.x_test, digits.y_test.reshape(-1)
         np.savez(root / "test.npz", x=x, y=y)
-        report["keras"] = keras_timings(cnn, x, y, args.runs)
-        try:
-            tflite = tflite_models(cnn, digits.x_train[:200])
-        except Exception as exc:  # converter failures are a finding, not a crash
-            tflite, report["tflite_error"] = {}, f"{type(exc).__name__}: {exc}"
+        report["keras"] = keras_timings(cnn, x, y, "classification", args.runs)
+        tflite, errors = tflite_models(cnn, digits.x_train[:200])
+        tflite.pop("tflite-dynamic", None)
+        if errors:
+            report["tflite_error"] = errors
         spec = {"data": str(root / "test.npz"), "runs": args.runs, "threads": args.threads,
                 "onnx": report["cnn"]["files"], "tflite": tflite}
         (root / "spec.json").write_text(json.dumps(spec))

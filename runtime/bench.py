@@ -9,12 +9,17 @@ meaning or goes away; new fields may be added)::
     {"format": 1,
      "machine": {"platform", "machine", "cpu", "cores", "python", "onnxruntime"},
      "config": {"batch_sizes": [int], "runs", "warmup", "threads": int|null,
-                "providers": [str], "dims": {name: int}, "input": str|null},
+                "providers": [str], "dims": {name: int}, "io_binding": bool,
+                "input": str|null},
      "results": [{"model": path, "size_bytes", "provider": str (what ran), "threads",
                   "session_seconds", "peak_rss_mib": float|null,
                   "batches": [{"batch_size", "latency_ms": {"min", "p50", "p90", "p99", "max",
                                "mean"}, "throughput_per_s",
                                "speedup_vs_first": float|null}]}]}
+
+With ``io_binding`` each timed call is ``runner(inputs)`` on a ``Model.bind()`` runner: the
+inputs are copied into buffers bound once to the session (as TFLite's ``set_tensor`` + ``invoke``
+do) instead of passing through ``Model.run``'s per-call conversion.
 
 ``speedup_vs_first`` is the first model's p50 latency at the same batch size divided by this
 one's (above 1: faster); null for the first model.
@@ -57,6 +62,7 @@ class BenchConfig:
     threads: int | None = None
     dims: tuple[tuple[str, int], ...] = ()  # symbolic dimension -> value (the batch excepted)
     seed: int = 0
+    io_binding: bool = False  # time Model.bind() runners (inputs copied into bound buffers)
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -74,7 +80,8 @@ class BenchConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"batch_sizes": list(self.batch_sizes), "runs": self.runs,
                 "warmup": self.warmup, "threads": self.threads,
-                "providers": list(self.providers), "dims": dict(self.dims)}
+                "providers": list(self.providers), "dims": dict(self.dims),
+                "io_binding": self.io_binding}
 
 
 @dataclass
@@ -195,12 +202,16 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
     for batch in config.batch_sizes:
         feed = resize_batch(inputs, batch) if inputs is not None else \
             make_inputs(model.signature, batch, dict(config.dims), config.seed)
+        call: Callable[[], Any] = lambda feed=feed: model.run(feed)  # noqa: E731
+        if config.io_binding:
+            runner = model.bind(batch, dict(config.dims))
+            call = lambda feed=feed: runner(feed)  # noqa: E731
         for _ in range(config.warmup):
-            model.run(feed)
+            call()
         times = np.empty(config.runs)
         for i in range(config.runs):
             t0 = time.perf_counter()
-            model.run(feed)
+            call()
             times[i] = time.perf_counter() - t0
             if progress is not None:
                 progress(1)
@@ -281,9 +292,11 @@ def _main(argv: Sequence[str]) -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--provider", action="append", dest="providers")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--io-binding", action="store_true")
     a = parser.parse_args(argv)
     config = BenchConfig(tuple(a.batch_sizes or (1,)), a.runs, a.warmup,
-                         tuple(a.providers or ("cpu",)), threads=a.threads)
+                         tuple(a.providers or ("cpu",)), threads=a.threads,
+                         io_binding=a.io_binding)
     results = [benchmark(m, config) for m in a.models]
     compare(results)
     print(json.dumps(report(results, config)))

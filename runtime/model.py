@@ -22,6 +22,7 @@ from .providers import resolve, short_name
 from .signature import CAST_POLICIES, CastPolicy, Signature, TensorSpec
 
 if TYPE_CHECKING:
+    from .bound import BoundRunner
     from .predictions import Prediction
 
 OPTIMIZATION_LEVELS = {
@@ -214,6 +215,14 @@ class Model:
         total = next(iter(feed.values())).shape[0]
         for start in range(0, total, limit):
             yield {name: array[start:start + limit] for name, array in feed.items()}
+
+    def bind(self, batch_size: int = 1, dims: Mapping[str, int] | None = None) -> BoundRunner:
+        """Buffers for repeated runs on one shape, bound once (see :mod:`.bound`): no
+        allocation or conversion per call. ``dims`` sets symbolic dimensions besides the
+        batch."""
+        from .bound import BoundRunner
+
+        return BoundRunner(self, batch_size, dims)
 
     def classify(self, inputs: Any, k: int = 5, *, output: str | None = None,
                  batch_size: int | None = None) -> list[list[Prediction]]:

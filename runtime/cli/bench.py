@@ -62,8 +62,9 @@ def table(doc: dict[str, Any]) -> str:
 
     m, c = doc["machine"], doc["config"]
     threads = "onnxruntime's default" if c["threads"] is None else c["threads"]
+    how = "bound buffers (--io-binding)" if c.get("io_binding") else "Model.run"
     lines = [f"{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; threads "
-             f"{threads}; {c['runs']} runs after {c['warmup']} warm-up",
+             f"{threads}; {how}, {c['runs']} runs after {c['warmup']} warm-up",
              fmt(header), *(fmt(row) for row in rows)]
     return "\n".join(lines)
 
@@ -114,6 +115,9 @@ def plot(results: list[Any], path: Path) -> None:
 @click.option("-i", "--input", "input_file", default=None, metavar="FILE",
               help="Feed these samples (any `run` input) instead of generated ones; repeated "
                    "or cut to each batch size.")
+@click.option("--io-binding", is_flag=True,
+              help="Time Model.bind() runners: inputs copied into buffers bound once to the "
+                   "session, no per-call conversion (what a camera loop should use).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -123,7 +127,8 @@ def plot(results: list[Any], path: Path) -> None:
 @debug_option
 def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warmup: int,
           providers: tuple[str, ...], provider_option: tuple[str, ...], strict: bool,
-          threads: int | None, dims: tuple[str, ...], input_file: str | None, fmt: str,
+          threads: int | None, dims: tuple[str, ...], input_file: str | None,
+          io_binding: bool, fmt: str,
           output: Path | None, plot_path: Path | None) -> None:
     """Benchmark one or more models: session creation, latency percentiles, throughput,
     peak memory and the provider that ran, each model against the first.
@@ -141,7 +146,7 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
     config = BenchConfig(tuple(batch_sizes) or (1,), runs, warmup,
                          tuple(providers) or ("auto",),
                          tuple((k, tuple(v.items())) for k, v in options.items()), strict,
-                         threads, _parse_dims(dims))
+                         threads, _parse_dims(dims), io_binding=io_binding)
     for m in models:
         if not Path(m).is_file():
             raise UsageError(f"model file {m} does not exist")

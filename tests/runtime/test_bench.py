@@ -32,7 +32,8 @@ def test_json_follows_the_documented_schema(models, tmp_path):
     assert doc["format"] == 1
     assert set(doc["machine"]) == {"platform", "machine", "cpu", "cores", "python", "onnxruntime"}
     assert doc["config"] == {"batch_sizes": [1, 16], "runs": 15, "warmup": 2, "threads": 1,
-                             "providers": ["auto"], "dims": {}, "input": None}
+                             "providers": ["auto"], "dims": {}, "io_binding": False,
+                             "input": None}
     assert [r["model"] for r in doc["results"]] == [str(a), str(b)]
     for i, r in enumerate(doc["results"]):
         assert set(r) == RESULT_KEYS and r["provider"] == "cpu" and r["threads"] == 1
@@ -120,3 +121,13 @@ def test_library_progress_and_compare(models):
     assert second.figures(2).speedup_vs_first == pytest.approx(
         first.figures(2).latency_ms["p50"] / second.figures(2).latency_ms["p50"])
     assert len(first.figures(1).samples_ms) == 4
+
+
+def test_io_binding_mode_is_recorded_and_runs(models):
+    result = _bench(str(models.image_cnn()), "--io-binding", "-b", "3", "-n", "5", "-f", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["config"]["io_binding"] is True
+    assert doc["results"][0]["batches"][0]["latency_ms"]["p50"] > 0
+    table = _bench(str(models.image_cnn()), "--io-binding", "-n", "5")
+    assert "bound buffers (--io-binding)" in table.output

@@ -1,0 +1,143 @@
+"""Helpers the benchmark scripts share: training a zoo model, TensorFlow Lite conversion, and
+timing Keras, edge-infer and LiteRT the same way.
+
+Functions marked "TensorFlow process" import TensorFlow; the others must stay importable and
+runnable in a child process that never does (its thread pools distort onnxruntime timings).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+BATCHES = (1, 64)
+
+
+def median_ms(fn: Callable[[], Any], runs: int, warmup: int | None = None) -> float:
+    for _ in range(max(5, runs // 10) if warmup is None else warmup):
+        fn()
+    t = np.empty(runs)
+    for i in range(runs):
+        start = time.perf_counter()
+        fn()
+        t[i] = time.perf_counter() - start
+    return float(np.median(t) * 1000)
+
+
+def predicted(out: np.ndarray) -> np.ndarray:
+    out = out.reshape(len(out), -1)
+    return (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else np.argmax(out, axis=1)
+
+
+def quality(out: np.ndarray, x: np.ndarray, y: np.ndarray | None, task: str) -> dict[str, float]:
+    """Accuracy for classifiers, reconstruction MSE for autoencoders."""
+    if task == "classification" and y is not None:
+        return {"accuracy": float(np.mean(predicted(out) == y.reshape(-1)))}
+    return {"mse": float(np.mean((out.reshape(x.shape).astype(np.float64) - x) ** 2))}
+
+
+# -- TensorFlow process -------------------------------------------------------------------------
+
+def train_run(arch: str, dataset: str, out: Path, epochs: int | None) -> Path:
+    from edge_infer.train.config import TrainConfig
+    from edge_infer.train.trainer import train
+
+    return train(TrainConfig(arch, dataset, epochs=epochs, out=out, verbose=0)).path
+
+
+def tflite_models(run: Path, x_cal: np.ndarray) -> tuple[dict[str, str], dict[str, str]]:
+    """FP32, dynamic-range INT8 and full INT8 (representative dataset) TFLite files from a
+    SavedModel export (``from_concrete_functions`` dropped Keras 3 weights here). Returns the
+    files and, per variant that failed, the converter's reason."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(run / "model.keras")
+    saved = run / "saved_model"
+    model.export(str(saved), format="tf_saved_model", verbose=False)
+    variants: dict[str, Callable[[Any], None]] = {
+        "tflite-fp32": lambda c: None,
+        "tflite-dynamic": lambda c: setattr(c, "optimizations", [tf.lite.Optimize.DEFAULT]),
+    }
+
+    def full_int8(c: Any) -> None:
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.representative_dataset = lambda: ([x_cal[i:i + 1]] for i in range(len(x_cal)))
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+    variants["tflite-int8"] = full_int8
+    files, errors = {}, {}
+    for name, configure in variants.items():
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        configure(converter)
+        try:
+            data = converter.convert()
+        except Exception as exc:  # the converter raises many types; its reason is the finding
+            lines = [ln for ln in str(exc).splitlines() if "error" in ln.lower()] or [str(exc)]
+            errors[name] = lines[0].strip()[:300]
+            continue
+        path = run / f"model.{name}.tflite"
+        path.write_bytes(data)
+        files[name] = str(path)
+    return files, errors
+
+
+def keras_timings(run: Path, x: np.ndarray, y: np.ndarray | None, task: str,
+                  runs: int) -> dict[str, Any]:
+    import keras
+
+    model = keras.models.load_model(run / "model.keras")
+    out: dict[str, Any] = quality(np.asarray(model.predict(x, verbose=0)), x, y, task)
+    for name, call in (("keras model(x)", lambda b: model(b, training=False)),
+                       ("keras predict", lambda b: model.predict(b, verbose=0))):
+        n = max(10, runs // (10 if name == "keras predict" else 2))
+        out[name] = {str(b): median_ms(lambda b=b: call(x[:b]), n) for b in BATCHES}
+    return out
+
+
+# -- child process (no TensorFlow) --------------------------------------------------------------
+
+def onnx_figures(path: str, x: np.ndarray, y: np.ndarray | None, task: str, runs: int,
+                 threads: int | None) -> dict[str, Any]:
+    from edge_infer.runtime import Model
+
+    model = Model(path, providers=["cpu"], threads=threads)
+    out = model.run(x, batch_size=256)[model.signature.output_names[0]]
+    row: dict[str, Any] = quality(out, x, y, task) | {"size_bytes": os.path.getsize(path)}
+    for b in BATCHES:
+        xb = np.ascontiguousarray(x[:b])
+        row[str(b)] = median_ms(lambda: model.run(xb), runs)
+    return row
+
+
+def litert_figures(path: str, x: np.ndarray, y: np.ndarray | None, task: str, runs: int,
+                   threads: int | None) -> dict[str, Any]:
+    assert "tensorflow" not in sys.modules
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return {"error": "ai-edge-litert is not installed (pip install 'edge-infer[bench]')"}
+    row: dict[str, Any] = {"size_bytes": os.path.getsize(path)}
+    for batch in (*BATCHES, len(x)):
+        interp = Interpreter(model_path=path, num_threads=threads)
+        inp = interp.get_input_details()[0]
+        interp.resize_tensor_input(inp["index"], [batch, *x.shape[1:]])
+        interp.allocate_tensors()
+        xb = np.ascontiguousarray(x[:batch]).astype(inp["dtype"])
+
+        def call(xb: np.ndarray = xb, interp: Any = interp, index: int = inp["index"]) -> None:
+            interp.set_tensor(index, xb)
+            interp.invoke()
+
+        if batch == len(x):
+            call()
+            out = interp.get_tensor(interp.get_output_details()[0]["index"])
+            row.update(quality(out, x, y, task))
+        else:
+            row[str(batch)] = median_ms(call, runs)
+    return row

@@ -1,0 +1,229 @@
+"""The performance suite: edge-infer against the alternatives, one command, figures as ratios.
+
+On the zoo's trained models (``cnn``, ``cifar_cnn`` and ``autoencoder`` on digits, ``lstm`` on
+waves; offline), each comparison timed in its own process:
+
+1. ``Model.run`` vs a bare ``InferenceSession.run`` (the runtime's overhead), batch 1 and 64.
+2. ``edge-infer run`` as a whole process vs a bare onnxruntime script: wall time, peak memory.
+3. ONNX float32 vs the best INT8 recipe (``quantize --method auto``) vs FP16.
+4. Keras ``model(x)`` and ``model.predict`` vs edge-infer.
+5. TensorFlow Lite (LiteRT's interpreter, XNNPACK, same threads): float32, dynamic-range INT8
+   and full INT8 with a representative dataset, converted from a SavedModel export, with
+   accuracy side by side; where the converter refuses a model the reason is printed.
+
+ONNX and TFLite run in children that never import TensorFlow (its thread pools slowed
+onnxruntime by up to 2x). Needs the train and bench extras.
+
+    python benchmarks/suite.py                      # about 6 minutes on 2 cores
+    python benchmarks/suite.py --quick              # 1 epoch, few runs: checks it works (CI)
+    python benchmarks/suite.py --save figures.json  # and --load figures.json to reprint
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import (BATCHES, keras_timings, litert_figures, onnx_figures,  # noqa: E402
+                    tflite_models, train_run)
+
+MODELS = {"cnn": "digits", "cifar_cnn": "digits", "lstm": "waves", "autoencoder": "digits"}
+
+
+def _child(*args: str) -> Any:
+    """Run this script in a fresh interpreter (no TensorFlow) and return its JSON."""
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"child {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- children -----------------------------------------------------------------------------------
+
+def child_overhead(spec: dict[str, Any]) -> dict[str, Any]:
+    from runtime_overhead import in_process
+
+    with np.load(spec["data"]) as d:
+        x = d["x"]
+    return {str(b): in_process(Path(spec["model"]), spec["calls"], spec["threads"],
+                               x=np.ascontiguousarray(x[:b])) for b in BATCHES}
+
+
+def child_models(spec: dict[str, Any]) -> dict[str, Any]:
+    with np.load(spec["data"]) as d:
+        x = d["x"]
+        y = d["y"] if "y" in d.files else None
+    task, runs, threads = spec["task"], spec["runs"], spec["threads"]
+    rows = {name: onnx_figures(path, x, y, task, runs, threads)
+            for name, path in spec["onnx"].items()}
+    rows |= {name: litert_figures(path, x, y, task, runs, threads)
+             for name, path in spec["tflite"].items()}
+    return rows
+
+
+# -- the TensorFlow-side preparation ------------------------------------------------------------
+
+def prepare(arch: str, dataset: str, root: Path, epochs: int | None, runs: int
+            ) -> dict[str, Any]:
+    from edge_infer.export.exporter import ExportConfig, export
+    from edge_infer.export.quantize import QuantizeConfig, quantize
+    from edge_infer.train.datasets import load_dataset
+
+    started = time.perf_counter()
+    run = train_run(arch, dataset, root / arch, epochs)
+    fp32 = export(ExportConfig(run)).path
+    onnx = {"float32": str(fp32)}
+    recipes = {}
+    for method in ("auto", "fp16"):
+        r = quantize(QuantizeConfig(fp32, method=method, max_accuracy_drop=100))
+        name = "fp16" if r.method == "fp16" else f"int8-{r.method}"
+        onnx[name] = str(r.path)
+        recipes[name] = {"settings": r.report()["settings"],
+                         "accuracy_drop_points": r.drop_points}
+    data = load_dataset(dataset, seed=0)
+    task = "reconstruction" if arch == "autoencoder" else data.task
+    x, y = data.x_test, (None if task == "reconstruction" else data.y_test.reshape(-1))
+    np.savez(root / f"{arch}.npz", x=x, **({} if y is None else {"y": y}))
+    np.save(root / f"{arch}-one.npy", x[0])
+    tflite, errors = tflite_models(run, data.x_train[:200])
+    return {"architecture": arch, "dataset": dataset, "task": task, "onnx": onnx,
+            "tflite": tflite, "tflite_errors": errors, "recipes": recipes,
+            "keras": keras_timings(run, x, y, task, runs), "data": str(root / f"{arch}.npz"),
+            "one": str(root / f"{arch}-one.npy"),
+            "prepare_seconds": round(time.perf_counter() - started, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 epoch and few runs: works?")
+    parser.add_argument("--only", default=",".join(MODELS), help="comma-separated models")
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--calls", type=int, default=2000, help="overhead: calls per side")
+    parser.add_argument("--processes", type=int, default=15, help="cold start: runs per side")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save", type=Path)
+    parser.add_argument("--load", type=Path)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, spec = args.child
+        fn = {"overhead": child_overhead, "models": child_models}[kind]
+        print(json.dumps(fn(json.loads(Path(spec).read_text()))))
+        return
+    if args.load:
+        print_report(json.loads(args.load.read_text()))
+        return
+    if args.quick:
+        args.runs, args.calls, args.processes = 20, 100, 3
+    epochs = 1 if args.quick else None
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = set(names) - set(MODELS)
+    if unknown:
+        raise SystemExit(f"unknown model(s) {sorted(unknown)}; choose from {list(MODELS)}")
+
+    from edge_infer.runtime.bench import machine
+    from edge_infer.runtime.versions import installed_versions
+
+    started = time.perf_counter()
+    report: dict[str, Any] = {
+        "machine": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "versions": installed_versions("edge-infer", "onnxruntime", "tensorflow", "keras",
+                                       "tf2onnx", "ai-edge-litert", "numpy"),
+        "threads": args.threads, "runs": args.runs, "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for arch in names:
+            print(f"preparing {arch} on {MODELS[arch]}", file=sys.stderr, flush=True)
+            prep = prepare(arch, MODELS[arch], root, epochs, args.runs)
+            spec = root / f"{arch}.json"
+            spec.write_text(json.dumps({**prep, "runs": args.runs, "threads": args.threads}))
+            prep["side_by_side"] = _child("--child", "models", str(spec))
+            overhead_spec = root / f"{arch}-overhead.json"
+            overhead_spec.write_text(json.dumps({"model": prep["onnx"]["float32"],
+                                                 "data": prep["data"], "calls": args.calls,
+                                                 "threads": args.threads}))
+            prep["overhead"] = _child("--child", "overhead", str(overhead_spec))
+            if arch == names[0]:
+                from runtime_overhead import processes
+
+                prep["cold_start"] = processes(Path(prep["onnx"]["float32"]),
+                                               Path(prep["one"]), args.processes)
+            for key in ("onnx", "tflite", "data", "one"):
+                prep.pop(key)
+            report["models"][arch] = prep
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    if args.save:
+        args.save.write_text(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+
+
+# -- printing -----------------------------------------------------------------------------------
+
+def _metric(row: dict[str, Any]) -> str:
+    if "accuracy" in row:
+        return f"acc {row['accuracy']:.4f}"
+    if "mse" in row:
+        return f"mse {row['mse']:.5f}"
+    return ""
+
+
+def print_report(r: dict[str, Any]) -> None:
+    m = r["machine"]
+    print(f"{m['cpu']}, {m['cores']} cores, {m['platform']}; "
+          + ", ".join(f"{k} {v}" for k, v in r["versions"].items())
+          + f"; {r['threads']} threads, median of {r['runs']} runs")
+    print(f"command: {r['command']}\n")
+    for arch, d in r["models"].items():
+        print(f"== {arch} on {d['dataset']} ==")
+        o = d["overhead"]
+        print("1. Model.run vs InferenceSession.run: "
+              + ", ".join(f"batch {b} {v['model_run_ms'] * 1000:.1f} vs "
+                          f"{v['session_run_ms'] * 1000:.1f} us ({v['overhead_pct']:+.1f}%)"
+                          for b, v in o.items()))
+        if "cold_start" in d:
+            c = d["cold_start"]
+            print(f"2. edge-infer run vs bare script: {c['cli_wall_s']:.3f} vs "
+                  f"{c['bare_wall_s']:.3f} s ({c['wall_ratio']:.2f}x), peak "
+                  f"{c['cli_peak_mib']:.0f} vs {c['bare_peak_mib']:.0f} MiB "
+                  f"({c['memory_ratio']:.2f}x)")
+        side, keras = d["side_by_side"], d["keras"]
+        base = side["float32"]
+        print(f"3-5. median latency in ms (ratio: float32 ONNX latency / this):")
+        print(f"   {'':<18}{'batch 1':>14}{'batch 64':>14}  {'quality':<14}{'size':>10}")
+        rows = [(n, keras[n], _metric(keras), None) for n in ("keras model(x)", "keras predict")]
+        rows += [(f"onnx {n}" if not n.startswith("tflite") else n, v, _metric(v),
+                  v.get("size_bytes")) for n, v in side.items()]
+        for name, v, metric, size in rows:
+            if "error" in v:
+                print(f"   {name:<18}{v['error']}")
+                continue
+            cells = "".join(f"{v[b]:>8.3f} {base[b] / v[b]:>4.2f}x" for b in ("1", "64"))
+            print(f"   {name:<18}{cells}  {metric:<14}"
+                  + (f"{size / 1024:>7.1f} KiB" if size else ""))
+        for name, why in d["tflite_errors"].items():
+            print(f"   {name:<18}cannot convert: {why}")
+        for name, rec in d["recipes"].items():
+            print(f"   {name}: {rec['settings']}")
+        print()
+    print(f"{r['seconds']:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""``Model.bind()``: IO-bound buffers give what ``Model.run`` gives, and refuse other shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_infer.runtime import Model
+from edge_infer.runtime.errors import InputError
+
+
+def test_bound_runs_match_model_run_and_reuse_their_buffers(models):
+    model = Model(models.image_cnn(), providers=["cpu"])
+    runner = model.bind(batch_size=2)
+    assert runner.inputs["image"].shape == (2, 8, 8, 1)
+    rng = np.random.default_rng(0)
+    first = rng.random((2, 8, 8, 1), dtype=np.float32)
+    out = runner(first)
+    expected = model.run(first)
+    for name in expected:
+        np.testing.assert_allclose(out[name], expected[name], rtol=1e-6)
+    buffer = out[model.signature.output_names[0]]
+    second = rng.random((2, 8, 8, 1), dtype=np.float32)
+    again = runner(second)
+    assert again[model.signature.output_names[0]] is buffer  # reused, not reallocated
+    np.testing.assert_allclose(buffer, model.run(second)[model.signature.output_names[0]],
+                               rtol=1e-6)
+    # Writing into the bound input in place is the zero-copy path.
+    runner.inputs["image"][:] = first
+    np.testing.assert_allclose(runner()[model.signature.output_names[0]],
+                               expected[model.signature.output_names[0]], rtol=1e-6)
+
+
+def test_multi_input_models_take_a_mapping(models):
+    model = Model(models.two_in_two_out(), providers=["cpu"])
+    runner = model.bind(batch_size=3)
+    a = np.arange(9, dtype=np.float32).reshape(3, 3)
+    b = np.ones((3, 3), dtype=np.int64)
+    out = runner({"a": a, "b": b})
+    np.testing.assert_array_equal(out["sum"], a + 1)
+    np.testing.assert_array_equal(out["mask"], a > 1)
+    with pytest.raises(InputError, match="pass a mapping by input name"):
+        runner(a)
+    with pytest.raises(InputError, match="no input 'c'"):
+        runner({"c": a})
+
+
+def test_other_shapes_and_types_are_refused(models):
+    runner = Model(models.classifier(), providers=["cpu"]).bind(batch_size=4)
+    with pytest.raises(InputError, match=r"bound with shape \[4, 4\], found \[2, 4\]"):
+        runner(np.zeros((2, 4), np.float32))
+    with pytest.raises(InputError, match="is float32, found complex128"):
+        runner(np.zeros((4, 4), np.complex128))
+    # Safe widening copies are fine: float64 values into the float32 buffer.
+    runner(np.ones((4, 4), np.float64))
+    assert runner.inputs["x"].dtype == np.float32 and runner.inputs["x"].sum() == 16
+
+
+def test_symbolic_dimensions_are_set_with_dims(models):
+    model = Model(models.dynamic(), providers=["cpu"])
+    with pytest.raises(InputError, match="symbolic dimension T"):
+        model.bind()
+    runner = model.bind(batch_size=2, dims={"T": 5, "F": 3})
+    x = np.ones((2, 5, 3), np.float32)
+    np.testing.assert_array_equal(runner(x)["y"], np.full((2, 3), 5, np.float32))
+    with pytest.raises(InputError, match="batch size must be >= 1"):
+        model.bind(batch_size=0)
