@@ -18,14 +18,20 @@ import numpy as np
 BATCHES = (1, 64)
 
 
-def median_ms(fn: Callable[[], Any], runs: int, warmup: int | None = None) -> float:
+def median_ms(fn: Callable[[], Any], runs: int, warmup: int | None = None,
+              budget_s: float | None = None) -> float:
+    """Median wall time of ``fn`` in ms over ``runs`` calls (fewer, but at least 5, when
+    ``budget_s`` runs out: slow paths such as Keras' eager call get a time budget)."""
     for _ in range(max(5, runs // 10) if warmup is None else warmup):
         fn()
-    t = np.empty(runs)
+    t = []
+    deadline = None if budget_s is None else time.perf_counter() + budget_s
     for i in range(runs):
         start = time.perf_counter()
         fn()
-        t[i] = time.perf_counter() - start
+        t.append(time.perf_counter() - start)
+        if deadline is not None and i >= 4 and start > deadline:
+            break
     return float(np.median(t) * 1000)
 
 
@@ -78,13 +84,22 @@ def tflite_models(run: Path, x_cal: np.ndarray) -> tuple[dict[str, str], dict[st
         try:
             data = converter.convert()
         except Exception as exc:  # the converter raises many types; its reason is the finding
-            lines = [ln for ln in str(exc).splitlines() if "error" in ln.lower()] or [str(exc)]
-            errors[name] = lines[0].strip()[:300]
+            errors[name] = _reason(str(exc))
             continue
         path = run / f"model.{name}.tflite"
         path.write_bytes(data)
         files[name] = str(path)
     return files, errors
+
+
+def _reason(message: str) -> str:
+    """The line of a converter failure that says what to do, else its last error line."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for ln in lines:
+        if "Select TF ops" in ln or "SELECT_TF_OPS" in ln:
+            return ln.removeprefix("error: ")[:240]
+    errors = [ln for ln in lines if "error" in ln.lower()] or lines or [message]
+    return errors[-1][:240]
 
 
 def keras_timings(run: Path, x: np.ndarray, y: np.ndarray | None, task: str,
@@ -95,8 +110,8 @@ def keras_timings(run: Path, x: np.ndarray, y: np.ndarray | None, task: str,
     out: dict[str, Any] = quality(np.asarray(model.predict(x, verbose=0)), x, y, task)
     for name, call in (("keras model(x)", lambda b: model(b, training=False)),
                        ("keras predict", lambda b: model.predict(b, verbose=0))):
-        n = max(10, runs // (10 if name == "keras predict" else 2))
-        out[name] = {str(b): median_ms(lambda b=b: call(x[:b]), n) for b in BATCHES}
+        out[name] = {str(b): median_ms(lambda b=b: call(x[:b]), runs, warmup=3, budget_s=5.0)
+                     for b in BATCHES}
     return out
 
 
@@ -112,6 +127,8 @@ def onnx_figures(path: str, x: np.ndarray, y: np.ndarray | None, task: str, runs
     for b in BATCHES:
         xb = np.ascontiguousarray(x[:b])
         row[str(b)] = median_ms(lambda: model.run(xb), runs)
+        runner = model.bind(b)  # IO binding: inputs copied into buffers bound once
+        row[f"{b}-bound"] = median_ms(lambda: runner(xb), runs)
     return row
 
 

@@ -62,6 +62,14 @@ def child_overhead(spec: dict[str, Any]) -> dict[str, Any]:
                                x=np.ascontiguousarray(x[:b])) for b in BATCHES}
 
 
+def child_cold_start(spec: dict[str, Any]) -> dict[str, Any]:
+    """Whole-process runs, spawned from this small process: children forked from the
+    TensorFlow-loaded parent inherit its resident-memory high-water mark."""
+    from runtime_overhead import processes
+
+    return processes(Path(spec["model"]), Path(spec["one"]), spec["processes"])
+
+
 def child_models(spec: dict[str, Any]) -> dict[str, Any]:
     with np.load(spec["data"]) as d:
         x = d["x"]
@@ -121,7 +129,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, spec = args.child
-        fn = {"overhead": child_overhead, "models": child_models}[kind]
+        fn = {"overhead": child_overhead, "models": child_models,
+              "cold": child_cold_start}[kind]
         print(json.dumps(fn(json.loads(Path(spec).read_text()))))
         return
     if args.load:
@@ -158,10 +167,11 @@ def main() -> None:
                                                  "threads": args.threads}))
             prep["overhead"] = _child("--child", "overhead", str(overhead_spec))
             if arch == names[0]:
-                from runtime_overhead import processes
-
-                prep["cold_start"] = processes(Path(prep["onnx"]["float32"]),
-                                               Path(prep["one"]), args.processes)
+                cold_spec = root / "cold.json"
+                cold_spec.write_text(json.dumps({"model": prep["onnx"]["float32"],
+                                                 "one": prep["one"],
+                                                 "processes": args.processes}))
+                prep["cold_start"] = _child("--child", "cold", str(cold_spec))
             for key in ("onnx", "tflite", "data", "one"):
                 prep.pop(key)
             report["models"][arch] = prep
@@ -175,6 +185,10 @@ def main() -> None:
 
 
 # -- printing -----------------------------------------------------------------------------------
+
+def _ratio(r: float) -> str:
+    return f"{r:.3f}x" if r < 0.1 else f"{r:.2f}x"
+
 
 def _metric(row: dict[str, Any]) -> str:
     if "accuracy" in row:
@@ -205,16 +219,21 @@ def print_report(r: dict[str, Any]) -> None:
                   f"({c['memory_ratio']:.2f}x)")
         side, keras = d["side_by_side"], d["keras"]
         base = side["float32"]
-        print(f"3-5. median latency in ms (ratio: float32 ONNX latency / this):")
-        print(f"   {'':<18}{'batch 1':>14}{'batch 64':>14}  {'quality':<14}{'size':>10}")
+        print("3-5. median latency in ms (ratio: ONNX float32 through Model.run / this; "
+              "bound: Model.bind() runner):")
+        print(f"   {'':<18}{'batch 1':>15}{'batch 64':>15}  {'quality':<14}{'size':>10}")
         rows = [(n, keras[n], _metric(keras), None) for n in ("keras model(x)", "keras predict")]
-        rows += [(f"onnx {n}" if not n.startswith("tflite") else n, v, _metric(v),
-                  v.get("size_bytes")) for n, v in side.items()]
+        for n, v in side.items():
+            if n.startswith("tflite"):
+                rows.append((n, v, _metric(v), v.get("size_bytes")))
+            else:
+                rows.append((f"onnx {n}", v, _metric(v), v.get("size_bytes")))
+                rows.append((f"  bound", {b: v[f"{b}-bound"] for b in ("1", "64")}, "", None))
         for name, v, metric, size in rows:
             if "error" in v:
                 print(f"   {name:<18}{v['error']}")
                 continue
-            cells = "".join(f"{v[b]:>8.3f} {base[b] / v[b]:>4.2f}x" for b in ("1", "64"))
+            cells = "".join(f"{v[b]:>8.3f} {_ratio(base[b] / v[b]):>6}" for b in ("1", "64"))
             print(f"   {name:<18}{cells}  {metric:<14}"
                   + (f"{size / 1024:>7.1f} KiB" if size else ""))
         for name, why in d["tflite_errors"].items():

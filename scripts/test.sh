@@ -12,5 +12,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade --force-reinstall --no-deps .
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check ".[dev,image,train]"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check ".[dev,image,train,bench]"
 exec "$VENV/bin/python" -m pytest "$@"

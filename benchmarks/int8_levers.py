@@ -1,0 +1,142 @@
+"""What each lever does to INT8 latency on this CPU: the evidence behind the default recipe.
+
+Trains the digits ``cnn`` (or takes ``--run DIR``), exports it with and without edge-infer's
+graph simplification, quantizes it every way onnxruntime offers, and times each variant through
+onnxruntime at batch 1 and 64 in a child process without TensorFlow:
+
+- format: QDQ vs QOperator
+- types: U8S8, U8U8, S8S8; with and without ``reduce_range``
+- weights per channel vs per tensor
+- graph: tf2onnx's raw output vs edge-infer's simplified export (constant flatten shapes, layout
+  transposes onnxruntime can cancel against its NHWC INT8 kernels)
+- threads: 1 vs 2
+- calls: ``Model.run`` vs ``Model.bind()`` (IO binding)
+
+    python benchmarks/int8_levers.py [--runs 2000] [--run runs/cnn-digits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import median_ms, train_run  # noqa: E402
+
+TYPES = {"U8S8": ("QUInt8", "QInt8"), "U8U8": ("QUInt8", "QUInt8"), "S8S8": ("QInt8", "QInt8")}
+
+
+def quantize(src: Path, dst: Path, x: np.ndarray, fmt: str, types: str, per_channel: bool,
+             reduce_range: bool) -> None:
+    import onnxruntime as ort
+    from onnxruntime import quantization as q
+
+    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(x[i:i + 1] for i in range(len(x)))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            item = next(self.items, None)
+            return None if item is None else {name: item}
+
+    prepared = dst.with_suffix(".pre.onnx")
+    q.quant_pre_process(str(src), str(prepared))
+    act, weight = TYPES[types]
+    q.quantize_static(str(prepared), str(dst), Reader(), quant_format=getattr(q.QuantFormat, fmt),
+                      per_channel=per_channel, reduce_range=reduce_range,
+                      activation_type=getattr(q.QuantType, act),
+                      weight_type=getattr(q.QuantType, weight))
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    from edge_infer.runtime import Model
+
+    x = np.load(spec["data"])
+    out = {}
+    for name, (path, threads) in spec["variants"].items():
+        model = Model(path, providers=["cpu"], threads=threads)
+        row = {}
+        for b in (1, 64):
+            xb = np.ascontiguousarray(x[:b])
+            runs = spec["runs"] if b == 1 else max(50, spec["runs"] // 10)
+            row[f"run {b}"] = median_ms(lambda: model.run(xb), runs)
+            runner = model.bind(b)
+            row[f"bound {b}"] = median_ms(lambda: runner(xb), runs)
+        row["size"] = os.path.getsize(path)
+        out[name] = row
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--run", type=Path, help="a trained cnn run folder (default: train)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(Path(args.child).read_text()))))
+        return
+
+    from edge_infer.export.exporter import ExportConfig, export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        run = args.run or train_run("cnn", "digits", root / "cnn", None)
+        with np.load(run / "samples.npz") as d:
+            x = d["x"]
+        np.save(root / "x.npy", x)
+        simplified = export(ExportConfig(run, out=root / "simplified.onnx")).path
+        raw = export(ExportConfig(run, out=root / "raw.onnx", optimize=False)).path
+        variants: dict[str, tuple[str, int | None]] = {
+            "float32, tf2onnx graph": (str(raw), None),
+            "float32, simplified": (str(simplified), None),
+            "float32, simplified, 1 thread": (str(simplified), 1),
+        }
+        grid = [("QDQ", t, True, rr) for t in TYPES for rr in (False, True)]
+        grid += [("QDQ", "U8S8", False, True), ("QOperator", "U8S8", True, True),
+                 ("QOperator", "U8U8", True, False)]
+        for fmt, types, pc, rr in grid:
+            for graph, src in (("simplified", simplified),) + (
+                    (("tf2onnx graph", raw),) if (fmt, types, pc, rr) == ("QDQ", "U8S8", True,
+                                                                         True) else ()):
+                name = (f"{fmt} {types}{', reduce_range' if rr else ''}"
+                        f"{', per-tensor' if not pc else ''}, {graph}")
+                dst = root / f"v{len(variants)}.onnx"
+                quantize(src, dst, x, fmt, types, pc, rr)
+                variants[name] = (str(dst), None)
+        default = "QDQ U8S8, reduce_range, simplified"
+        variants[default + ", 1 thread"] = (variants[default][0], 1)
+        spec = root / "spec.json"
+        spec.write_text(json.dumps({"data": str(root / "x.npy"), "runs": args.runs,
+                                    "variants": variants}))
+        done = subprocess.run([sys.executable, __file__, "--child", str(spec)],
+                              capture_output=True, text=True, check=True)
+        rows = json.loads(done.stdout.strip().splitlines()[-1])
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    base = rows["float32, simplified"]
+    print(f"{'variant':<46}{'run b1':>9}{'bound b1':>10}{'run b64':>9}{'bound b64':>10}"
+          f"{'size':>9}   (ms; ratio to float32 simplified, Model.run)")
+    for name, r in rows.items():
+        print(f"{name:<46}{r['run 1']:>9.3f}{r['bound 1']:>10.3f}{r['run 64']:>9.3f}"
+              f"{r['bound 64']:>10.3f}{r['size'] / 1024:>7.1f}K   "
+              f"b1 {base['run 1'] / r['run 1']:.2f}x, b64 {base['run 64'] / r['run 64']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

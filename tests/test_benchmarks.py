@@ -1,0 +1,47 @@
+"""The benchmark suite in its reduced form: it runs end to end and reports every section.
+
+Figures are not checked (they are the suite's output, not a test's); what could break is the
+plumbing: training, export, quantization, TensorFlow Lite conversion, the TensorFlow-free child
+processes, and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tensorflow")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_suite_quick_runs_every_comparison(tmp_path):
+    out = tmp_path / "suite.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "suite.py"), "--quick",
+                           "--only", "cnn", "--save", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    cnn = report["models"]["cnn"]
+    assert set(cnn["overhead"]) == {"1", "64"}
+    assert cnn["overhead"]["1"]["session_run_ms"] > 0
+    assert cnn["cold_start"]["cli_wall_s"] > 0 and cnn["cold_start"]["bare_peak_mib"] > 0
+    side = cnn["side_by_side"]
+    assert {"float32", "int8-static", "fp16"} <= set(side)
+    for name in ("float32", "int8-static", "fp16"):
+        assert side[name]["1"] > 0 and side[name]["64-bound"] > 0
+        assert 0 <= side[name]["accuracy"] <= 1
+    assert {"keras model(x)", "keras predict"} <= set(cnn["keras"])
+    try:
+        import ai_edge_litert  # noqa: F401
+    except ImportError:
+        assert "not installed" in side["tflite-int8"]["error"]
+    else:
+        assert side["tflite-int8"]["64"] > 0 and 0 <= side["tflite-int8"]["accuracy"] <= 1
+    # The printed report renders from the saved figures.
+    shown = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "suite.py"), "--load",
+                            str(out)], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "== cnn on digits ==" in shown.stdout
