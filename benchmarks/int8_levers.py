@@ -38,7 +38,7 @@ TYPES = {"U8S8": ("QUInt8", "QInt8"), "U8U8": ("QUInt8", "QUInt8"), "S8S8": ("QI
 
 
 def quantize(src: Path, dst: Path, x: np.ndarray, fmt: str, types: str, per_channel: bool,
-             reduce_range: bool) -> None:
+             reduce_range: bool, exclude: tuple[str, ...] = ()) -> None:
     import onnxruntime as ort
     from onnxruntime import quantization as q
 
@@ -58,14 +58,38 @@ def quantize(src: Path, dst: Path, x: np.ndarray, fmt: str, types: str, per_chan
     q.quantize_static(str(prepared), str(dst), Reader(), quant_format=getattr(q.QuantFormat, fmt),
                       per_channel=per_channel, reduce_range=reduce_range,
                       activation_type=getattr(q.QuantType, act),
-                      weight_type=getattr(q.QuantType, weight))
+                      weight_type=getattr(q.QuantType, weight), nodes_to_exclude=list(exclude))
+
+
+def profile(path: str, x: np.ndarray, runs: int = 200) -> dict[str, float]:
+    """Mean microseconds per operator type (onnxruntime's profiler), one run at ``x``."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.enable_profiling = True
+    so.log_severity_level = 3
+    session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: x}
+    for _ in range(runs):
+        session.run(None, feed)
+    trace = Path(session.end_profiling())
+    events = json.loads(trace.read_text())
+    trace.unlink()
+    totals: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            key = f"{e['args']['op_name']} {e['name'][:-len('_kernel_time')]}"
+            totals[key] = totals.get(key, 0.0) + e["dur"] / runs
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     from edge_infer.runtime import Model
 
     x = np.load(spec["data"])
-    out = {}
+    out: dict[str, Any] = {"profile (us per run, batch 64)": {
+        name: profile(spec["variants"][name][0], np.ascontiguousarray(x[:64]))
+        for name in spec["profile"]}}
     for name, (path, threads) in spec["variants"].items():
         model = Model(path, providers=["cpu"], threads=threads)
         row = {}
@@ -120,15 +144,24 @@ def main() -> None:
                 variants[name] = (str(dst), None)
         default = "QDQ U8S8, reduce_range, simplified"
         variants[default + ", 1 thread"] = (variants[default][0], 1)
+        import onnx
+
+        first_conv = next(n.name for n in onnx.load(str(simplified)).graph.node
+                          if n.op_type == "Conv")
+        dst = root / "first-float.onnx"
+        quantize(simplified, dst, x, "QDQ", "U8S8", True, True, exclude=(first_conv,))
+        variants[default + ", first conv float32"] = (str(dst), None)
         spec = root / "spec.json"
         spec.write_text(json.dumps({"data": str(root / "x.npy"), "runs": args.runs,
-                                    "variants": variants}))
+                                    "variants": variants,
+                                    "profile": ["float32, simplified", default]}))
         done = subprocess.run([sys.executable, __file__, "--child", str(spec)],
                               capture_output=True, text=True, check=True)
         rows = json.loads(done.stdout.strip().splitlines()[-1])
     if args.json:
         print(json.dumps(rows, indent=2))
         return
+    profiles = rows.pop("profile (us per run, batch 64)")
     base = rows["float32, simplified"]
     print(f"{'variant':<46}{'run b1':>9}{'bound b1':>10}{'run b64':>9}{'bound b64':>10}"
           f"{'size':>9}   (ms; ratio to float32 simplified, Model.run)")
@@ -136,6 +169,9 @@ def main() -> None:
         print(f"{name:<46}{r['run 1']:>9.3f}{r['bound 1']:>10.3f}{r['run 64']:>9.3f}"
               f"{r['bound 64']:>10.3f}{r['size'] / 1024:>7.1f}K   "
               f"b1 {base['run 1'] / r['run 1']:.2f}x, b64 {base['run 64'] / r['run 64']:.2f}x")
+    for name, ops in profiles.items():
+        top = ", ".join(f"{op} {us:.0f}" for op, us in list(ops.items())[:4])
+        print(f"profile, batch 64, {name}: {top} (us per run; total {sum(ops.values()):.0f})")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,8 @@ class Model:
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(props)
         self._output_names = list(self.signature.output_names)
+        run = getattr(getattr(self.session, "_sess", None), "run", None)
+        self._native = self.session._sess if callable(run) else None
         # A fixed batch of one forces runs of one sample; precomputed to keep run() cheap.
         self._fixed_one = any(s.shape and s.shape[0] == 1 for s in self.signature.inputs)
 
@@ -180,6 +182,11 @@ class Model:
 
     def _run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         try:
+            if self._native is not None:
+                # The feed is already checked against the signature, so onnxruntime's Python
+                # wrapper (input-name validation, provider-fallback bookkeeping: ~5 us a call,
+                # 10% of the digits CNN) is skipped for its compiled session.
+                return self._native.run(names, feed, None)
             return self.session.run(names, feed)
         except Exception as exc:
             raise ModelRunError(f"onnxruntime failed to run {self.path.name}: "

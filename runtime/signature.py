@@ -105,6 +105,16 @@ class Signature:
             and s.dtype is not None and s.dtype.kind != "O")
         if len(self._fast) != len(self.inputs):
             self._fast = ()
+        # One input with a dynamic batch and every other dimension static (most models): the
+        # fast path is then one dtype, rank and tuple comparison.
+        self._single: tuple[str, np.dtype, int, tuple[int, ...]] | None = None
+        if len(self._fast) == 1:
+            spec = self.inputs[0]
+            assert spec.shape is not None and spec.dtype is not None
+            tail = spec.shape[1:]
+            if spec.shape and not isinstance(spec.shape[0], int) \
+                    and all(isinstance(d, int) for d in tail):
+                self._single = (spec.name, spec.dtype, len(spec.shape), tuple(tail))
 
     @classmethod
     def from_session(cls, session: Any) -> Signature:
@@ -159,6 +169,13 @@ class Signature:
 
     def fast_feed(self, data: Any) -> dict[str, np.ndarray] | None:
         """The feed when every array already fits exactly (no cast, copy or batch axis)."""
+        single = self._single
+        if single is not None and type(data) is np.ndarray:
+            name, dtype, rank, tail = single
+            if (data.dtype == dtype and data.ndim == rank and data.shape[1:] == tail
+                    and data.flags.c_contiguous):
+                return {name: data}
+            return None
         fast = self._fast
         if not fast:
             return None

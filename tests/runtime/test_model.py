@@ -94,8 +94,8 @@ def test_batch_splitting_gives_the_same_outputs(models):
     x = np.random.default_rng(1).normal(size=(10, 4)).astype(np.float32)
     whole = model.run(x)["y"]
     calls = []
-    real = model.session.run
-    model.session.run = lambda names, feed: calls.append(len(feed["x"])) or real(names, feed)
+    real = model._run
+    model._run = lambda names, feed: calls.append(len(feed["x"])) or real(names, feed)
     split = model.run(x, batch_size=3)["y"]
     np.testing.assert_allclose(split, whole, rtol=1e-6)
     assert calls == [3, 3, 3, 1]
@@ -208,3 +208,16 @@ def test_run_failure_inside_onnxruntime_is_one_error(models):
     assert model.run(np.ones((1, 4), np.float32))["y"].shape == (2, 2)
     with pytest.raises(ModelRunError, match="onnxruntime failed to run reshape.onnx"):
         model.run(np.ones((3, 4), np.float32))
+
+
+def test_runs_without_the_compiled_session_shortcut(models):
+    """The fast path calls onnxruntime's compiled session directly; builds without that private
+    attribute go through InferenceSession.run and give the same outputs."""
+    model = Model(models.classifier())
+    x = np.random.default_rng(2).normal(size=(5, 4)).astype(np.float32)
+    fast = model.run(x)["y"]
+    assert model._native is not None
+    model._native = None
+    np.testing.assert_array_equal(model.run(x)["y"], fast)
+    with pytest.raises(InputError):
+        model.run(np.zeros((5, 7), np.float32))
