@@ -215,6 +215,11 @@ def pipeline(architecture: str, dataset: str, device: str, method: str, epochs: 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .pipeline import pipeline as run_pipeline
 
-    result = run_pipeline(config, log=lambda m: click.echo(m, err=True))
+    import contextlib
+    import sys
+
+    # Progress (Keras writes its epoch lines to stdout) goes to stderr; stdout keeps the result.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run_pipeline(config, log=lambda m: click.echo(m, err=True))
     click.echo(f"report: {result.path / 'report.md'} (and report.json)")
     click.echo(f"run it: {result.run_command()}")

@@ -93,7 +93,12 @@ def train(architecture: str | None, dataset: str, epochs: int | None, batch_size
         click.echo(message, err=True)
 
     log(f"training {architecture} on {dataset} (seed {seed})")
-    result = run_training(config, log=log)
+    import contextlib
+    import sys
+
+    # Keras writes its progress to stdout; it goes to stderr so stdout carries the result line.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run_training(config, log=log)
     m = result.metrics
     figures = ", ".join(f"{k.removeprefix('test_')} {v:.4f}" for k, v in m.items()
                         if k.startswith("test_") and isinstance(v, float))

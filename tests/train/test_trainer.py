@@ -90,6 +90,16 @@ def test_cli_trains_and_reports(tmp_path):
     assert json.loads((out / "model.json").read_text())["architecture"] == "mlp"
 
 
+def test_cli_progress_goes_to_stderr_and_stdout_keeps_the_result(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "mlp", "--dataset", "xor", "--epochs", "2",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines() == [result.stdout.strip()]  # one line
+    assert result.stdout.startswith(f"{out}: 2 epochs in")
+    assert "Epoch 2/2" in result.stderr  # Keras' own progress, moved off stdout
+
+
 @pytest.mark.parametrize("args,code,message", [
     (["train", "resnet"], 2, "unknown architecture 'resnet'"),
     (["train"], 2, "missing ARCH"),
