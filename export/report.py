@@ -7,7 +7,6 @@ Paths inside the report are relative to the run folder, so the folder can be mov
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -72,32 +71,20 @@ def _settings_text(settings: dict[str, Any]) -> str:
 
 
 def _machine(device: Any) -> dict[str, Any]:
-    import os
-
     from edge_infer.devices.profiles import detect
+    from edge_infer.runtime.bench import machine
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu,
-            "cores": os.cpu_count(), "python": platform.python_version(),
-            "device_profile": device.name, "host_profile": detect()}
+    return machine() | {"device_profile": device.name, "host_profile": detect()}
 
 
 def _commands(config: Any, out: Path, method: str, device: str) -> list[str]:
-    arch = [f"edge-infer train {config.architecture} --dataset {config.dataset} "
+    return [f"edge-infer train {config.architecture} --dataset {config.dataset} "
             f"--seed {config.seed} --out {out}"
             + (f" --epochs {config.epochs}" if config.epochs else ""),
             f"edge-infer export {out}",
             f"edge-infer quantize {out / 'model.onnx'} --method {method} --device {device} "
             f"--max-accuracy-drop {config.max_accuracy_drop:g}",
             f"edge-infer evaluate {out / 'model.onnx'}"]
-    return arch
 
 
 def write_report(work: Path, out: Path, *, config: Any, device: Any, trained: Any,
@@ -224,9 +211,8 @@ def markdown(report: dict[str, Any], title: str) -> str:
               "## Accuracy, size and latency", "", "![tradeoff](tradeoff.png)", ""]
     best = next(r for r in rows if r["name"] == report["best"])
     inputs = files["inputs"]
-    run_inputs = inputs if inputs.startswith("random:") else inputs
     lines += ["## Run it", "", "From this folder:", "", "```",
-              f"edge-infer run {best['file']} {run_inputs}", "```", "",
+              f"edge-infer run {best['file']} {inputs}", "```", "",
               "## Reproduce", "", "The same steps as separate commands:", "", "```",
               *report["commands"], "```", "",
               "Stage times: " + ", ".join(f"{k} {v:.1f} s"
