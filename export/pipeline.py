@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edge_infer.runtime.atomic import atomic_folder
 from edge_infer.runtime.errors import UsageError
 
 Log = Callable[[str], None]
@@ -139,10 +138,8 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
     out = Path(config.out) if config.out else default_out(train_config)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"output folder {out} exists and is not empty; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     progress = _Progress(log)
-    try:
+    with atomic_folder(out) as work:
         progress.start("train", f"{config.architecture} on {config.dataset} "
                                 f"(seed {config.seed})")
         trained = train(TrainConfig(**{**asdict(train_config), "out": work}),
@@ -197,11 +194,5 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
                               exported=exported, quantized=quantized, refused=refused,
                               evaluation=evaluation, bench=bench, stage_seconds=progress.seconds,
                               inputs=inputs, best=best_name)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     best = out / Path(models[best_name]).name
     return PipelineResult(out, best, report)

@@ -19,9 +19,7 @@ Run folder::
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -30,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edge_infer.runtime.atomic import atomic_folder
 from edge_infer.runtime.errors import UsageError
 from edge_infer.runtime.metadata import ModelMetadata, OutputSpec
 from edge_infer.runtime.predictions import predicted_classes
@@ -281,11 +280,10 @@ def train(config: TrainConfig, log: Log | None = None) -> RunResult:
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     chief = is_chief(config.strategy)
-    parent = out.parent if chief else Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
-    started = time.perf_counter()
-    try:
+    # Workers other than the chief build their copy in the temp folder and never publish it.
+    with atomic_folder(out, publish=chief,
+                       parent=None if chief else tempfile.gettempdir()) as folder:
+        started = time.perf_counter()
         model, history = _fit(config, arch, dataset, spec, folder, log)
         elapsed = time.perf_counter() - started
         metrics, predicted = _evaluate(arch, dataset, model)
@@ -311,15 +309,6 @@ def train(config: TrainConfig, log: Log | None = None) -> RunResult:
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (folder / "model.json").write_text(
             json.dumps(_model_json(config, arch, dataset, model, meta), indent=2) + "\n")
-        if not chief:
-            shutil.rmtree(folder, ignore_errors=True)
-            return RunResult(out, metrics, history, model)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(folder, out)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
     return RunResult(out, metrics, history, model)
 
 
