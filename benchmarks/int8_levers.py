@@ -39,23 +39,15 @@ TYPES = {"U8S8": ("QUInt8", "QInt8"), "U8U8": ("QUInt8", "QUInt8"), "S8S8": ("QI
 
 def quantize(src: Path, dst: Path, x: np.ndarray, fmt: str, types: str, per_channel: bool,
              reduce_range: bool, exclude: tuple[str, ...] = ()) -> None:
-    import onnxruntime as ort
     from onnxruntime import quantization as q
 
-    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-
-    class Reader(q.CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter(x[i:i + 1] for i in range(len(x)))
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            item = next(self.items, None)
-            return None if item is None else {name: item}
+    from edge_infer.export.quantize import calibration_reader
 
     prepared = dst.with_suffix(".pre.onnx")
     q.quant_pre_process(str(src), str(prepared))
     act, weight = TYPES[types]
-    q.quantize_static(str(prepared), str(dst), Reader(), quant_format=getattr(q.QuantFormat, fmt),
+    q.quantize_static(str(prepared), str(dst), calibration_reader(src, x),
+                      quant_format=getattr(q.QuantFormat, fmt),
                       per_channel=per_channel, reduce_range=reduce_range,
                       activation_type=getattr(q.QuantType, act),
                       weight_type=getattr(q.QuantType, weight), nodes_to_exclude=list(exclude))

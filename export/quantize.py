@@ -106,30 +106,39 @@ def _dynamic(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarr
                        per_channel=config.per_channel, reduce_range=bool(config.reduce_range))
 
 
-@register("static", "QDQ INT8, per-channel weights, calibrated activations", "int8",
-          "try --reduce-range, --calibrate entropy or percentile, more --calibration-size, "
-          "--per-tensor, or --method fp16")
-def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
-    import onnxruntime as ort
+def calibration_reader(model: Path, samples: np.ndarray) -> Any:
+    """An onnxruntime ``CalibrationDataReader`` feeding ``samples`` one at a time to the
+    model's (single) input, whose name comes from the file, without creating a session."""
     from onnxruntime import quantization as q
 
-    input_name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]) \
-        .get_inputs()[0].name
+    from edge_infer.runtime.modelfile import read_model_info
+
+    input_name = read_model_info(model).inputs[0].name
 
     class Reader(q.CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter(calibration[i:i + 1] for i in range(len(calibration)))
+            self.items = iter(samples[i:i + 1] for i in range(len(samples)))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             item = next(self.items, None)
             return None if item is None else {input_name: item}
+
+    return Reader()
+
+
+@register("static", "QDQ INT8, per-channel weights, calibrated activations", "int8",
+          "try --reduce-range, --calibrate entropy or percentile, more --calibration-size, "
+          "--per-tensor, or --method fp16")
+def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
+    from onnxruntime import quantization as q
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         q.quant_pre_process(str(src), str(prepared))
         method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                   "percentile": q.CalibrationMethod.Percentile}[config.calibrate]
-        q.quantize_static(str(prepared), str(dst), Reader(), quant_format=q.QuantFormat.QDQ,
+        q.quantize_static(str(prepared), str(dst), calibration_reader(src, calibration),
+                          quant_format=q.QuantFormat.QDQ,
                           per_channel=config.per_channel,
                           activation_type=_quant_type(q, config.activation_type),
                           weight_type=q.QuantType.QInt8, calibrate_method=method,
