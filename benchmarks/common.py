@@ -35,15 +35,12 @@ def median_ms(fn: Callable[[], Any], runs: int, warmup: int | None = None,
     return float(np.median(t) * 1000)
 
 
-def predicted(out: np.ndarray) -> np.ndarray:
-    out = out.reshape(len(out), -1)
-    return (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else np.argmax(out, axis=1)
-
-
 def quality(out: np.ndarray, x: np.ndarray, y: np.ndarray | None, task: str) -> dict[str, float]:
     """Accuracy for classifiers, reconstruction MSE for autoencoders."""
+    from edge_infer.runtime.predictions import predicted_classes
+
     if task == "classification" and y is not None:
-        return {"accuracy": float(np.mean(predicted(out) == y.reshape(-1)))}
+        return {"accuracy": float(np.mean(predicted_classes(out) == y.reshape(-1)))}
     return {"mse": float(np.mean((out.reshape(x.shape).astype(np.float64) - x) ** 2))}
 
 
