@@ -186,10 +186,11 @@ def _percentiles(times_ms: np.ndarray) -> dict[str, float]:
 
 
 def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
-              inputs: Mapping[str, np.ndarray] | None = None,
-              progress: Progress | None = None) -> BenchResult:
+              inputs: Mapping[str, np.ndarray] | Callable[[Any], Mapping[str, np.ndarray]]
+              | None = None, progress: Progress | None = None) -> BenchResult:
     """Time ``Model.run`` on ``path`` for each batch size in ``config``; ``inputs`` (arrays
-    keyed by input name) replace the generated ones, repeated or cut to each batch size."""
+    keyed by input name, or a function of the loaded ``Model`` returning them) replace the
+    generated ones, repeated or cut to each batch size."""
     from .model import Model
 
     path = Path(path)
@@ -198,6 +199,8 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
     model = Model(path, providers=list(config.providers), threads=config.threads,
                   provider_options=config.options(), strict=config.strict)
     session_seconds = time.perf_counter() - start
+    if callable(inputs):
+        inputs = inputs(model)
     batches = []
     for batch in config.batch_sizes:
         feed = resize_batch(inputs, batch) if inputs is not None else \

@@ -29,11 +29,10 @@ def _parse_dims(items: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     return tuple(dims)
 
 
-def _load_input(path: str, model_path: str) -> dict[str, Any]:
+def _load_input(path: str, model: Any) -> dict[str, Any]:
+    """The samples in ``path``, loaded and checked against the benchmarked model itself."""
     from ..inputs import LoadContext, load_inputs
-    from ..model import Model
 
-    model = Model(model_path, providers=["cpu"])
     batch = load_inputs([path], LoadContext(model.signature, model.metadata))
     return model.signature.prepare(batch.arrays, cast=batch.cast)
 
@@ -156,7 +155,7 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
     with click.progressbar(length=total, label="benchmarking", file=sys.stderr,
                            hidden=not show) as bar:
         for m in models:
-            inputs = _load_input(input_file, m) if input_file else None
+            inputs = (lambda model: _load_input(input_file, model)) if input_file else None
             results.append(benchmark(m, config, inputs=inputs, progress=bar.update))
     compare(results)
     doc = report(results, config, input_file)
