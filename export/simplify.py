@@ -23,7 +23,10 @@ from typing import Any
 import numpy as np
 
 
-def _shapes(proto: Any) -> dict[str, list[int | None]]:
+Shapes = dict[str, list[int | None]]  # tensor name -> dimensions, None where not static
+
+
+def _shapes(proto: Any) -> Shapes:
     """Inferred shapes by tensor name; ``None`` for a dimension that is not static."""
     from onnx import shape_inference
 
@@ -58,10 +61,10 @@ def _static_tail(shape: list[int | None] | None) -> bool:
     return bool(shape) and len(shape) >= 2 and all(d is not None for d in shape[1:])
 
 
-def fold_reshapes(proto: Any) -> int:
+def fold_reshapes(proto: Any, shapes: Shapes | None = None) -> int:
     """Give batch-preserving ``Reshape`` nodes a constant shape; returns how many changed."""
     graph = proto.graph
-    shapes = _shapes(proto)
+    shapes = _shapes(proto) if shapes is None else shapes
     inits = _initializers(graph)
     changed = 0
     for node in graph.node:
@@ -80,7 +83,7 @@ def fold_reshapes(proto: Any) -> int:
     return changed
 
 
-def restore_layout_transposes(proto: Any) -> int:
+def restore_layout_transposes(proto: Any, shapes: Shapes | None = None) -> int:
     """Turn a ``Reshape`` that moves a single channel between NHWC and NCHW back into the
     ``Transpose`` it stands for; returns how many changed.
 
@@ -91,7 +94,7 @@ def restore_layout_transposes(proto: Any) -> int:
     from onnx import helper
 
     graph = proto.graph
-    shapes = _shapes(proto)
+    shapes = _shapes(proto) if shapes is None else shapes
     changed = 0
     for node in graph.node:
         if node.op_type != "Reshape":
@@ -146,6 +149,8 @@ def remove_dead(proto: Any) -> None:
 
 
 def simplify(proto: Any) -> dict[str, int]:
-    """Every simplification in order; returns what each changed."""
-    return {"fold_reshapes": fold_reshapes(proto),
-            "restore_layout_transposes": restore_layout_transposes(proto)}
+    """Every simplification in order; returns what each changed. Shape inference runs once:
+    neither pass changes the shape of any tensor the other reads."""
+    shapes = _shapes(proto)
+    return {"fold_reshapes": fold_reshapes(proto, shapes),
+            "restore_layout_transposes": restore_layout_transposes(proto, shapes)}
