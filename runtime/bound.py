@@ -47,7 +47,7 @@ class BoundRunner:
         try:
             first = self.session.run(None, self.inputs)
         except Exception as exc:
-            raise ModelRunError(f"onnxruntime failed to run {model.path.name} on "
+            raise ModelRunError(f"onnxruntime failed to run {model.name} on "
                                 f"{_shapes(self.inputs)}: {exc}") from exc
         self.outputs: dict[str, np.ndarray] = {
             name: np.empty_like(a) for name, a in zip(model.signature.output_names, first)}
@@ -77,7 +77,7 @@ class BoundRunner:
         try:
             self.session.run_with_iobinding(self._binding)
         except Exception as exc:
-            raise ModelRunError(f"onnxruntime failed to run {self.model.path.name}: "
+            raise ModelRunError(f"onnxruntime failed to run {self.model.name}: "
                                 f"{exc}") from exc
         return self.outputs
 

@@ -56,8 +56,10 @@ interpret them): ``edge_infer.source`` (JSON: framework and versions), ``edge_in
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Mapping
+
+from .records import Record
 
 PREFIX = "edge_infer."
 KEY_VERSION = PREFIX + "metadata"
@@ -95,8 +97,7 @@ def _floats(value: Any, what: str) -> tuple[float, ...] | None:
     return tuple(float(v) for v in value)
 
 
-@dataclass(frozen=True)
-class ImagePreprocess:
+class ImagePreprocess(Record):
     """How a decoded 0..255 image becomes the model's input tensor."""
 
     size: tuple[int, int] | None = None
@@ -151,8 +152,7 @@ class ImagePreprocess:
         return d
 
 
-@dataclass(frozen=True)
-class TextPreprocess:
+class TextPreprocess(Record):
     """How raw text becomes token ids, the way Keras ``TextVectorization`` does it."""
 
     vocabulary: tuple[str, ...]
@@ -191,8 +191,7 @@ class TextPreprocess:
         return d
 
 
-@dataclass(frozen=True)
-class OutputSpec:
+class OutputSpec(Record):
     """What the first output holds, so the runtime post-processes it correctly."""
 
     kind: str = "values"
@@ -223,15 +222,14 @@ Preprocess = ImagePreprocess | TextPreprocess
 _PREPROCESS_KINDS: dict[str, type] = {"image": ImagePreprocess, "text": TextPreprocess}
 
 
-@dataclass(frozen=True)
-class ModelMetadata:
+class ModelMetadata(Record):
     """The parsed contract, plus every raw ``metadata_props`` entry (ours and foreign)."""
 
     task: str | None = None
     labels: tuple[str, ...] | None = None
     preprocess: Preprocess | None = None
     output: OutputSpec | None = None
-    raw: Mapping[str, str] = field(default_factory=dict)
+    raw: Mapping[str, str] = MappingProxyType({})
 
     @property
     def is_classifier(self) -> bool:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -19,9 +17,12 @@ from .errors import (InputError, ModelFileError, ModelRunError, ProviderFallback
                      ProviderUnavailableError)
 from .metadata import ModelMetadata
 from .providers import resolve, short_name
+from .records import Record
 from .signature import CAST_POLICIES, CastPolicy, Signature, TensorSpec
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .bound import BoundRunner
     from .predictions import Prediction
 
@@ -33,8 +34,7 @@ OPTIMIZATION_LEVELS = {
 }
 
 
-@dataclass(frozen=True)
-class SessionConfig:
+class SessionConfig(Record):
     """Session settings; validated here so a bad value fails before onnxruntime sees it."""
 
     threads: int | None = None
@@ -87,11 +87,11 @@ class Model:
                  config: SessionConfig | None = None,
                  session_options: ort.SessionOptions | None = None,
                  cast: CastPolicy = "safe") -> None:
-        self.path = Path(path)
-        if not self.path.exists():
-            raise ModelFileError(f"model file {self.path} does not exist")
-        if self.path.is_dir():
-            raise ModelFileError(f"{self.path} is a folder; expected an .onnx model file")
+        self.location: str = os.fspath(path)
+        if not os.path.exists(self.location):
+            raise ModelFileError(f"model file {self.location} does not exist")
+        if os.path.isdir(self.location):
+            raise ModelFileError(f"{self.location} is a folder; expected an .onnx model file")
         if cast not in CAST_POLICIES:
             raise InputError(f"cast must be one of {', '.join(CAST_POLICIES)}, found {cast!r}")
         self.cast: CastPolicy = cast
@@ -113,14 +113,14 @@ class Model:
     def _create_session(self, so: ort.SessionOptions, providers: list[str],
                         options: list[dict[str, Any]]) -> ort.InferenceSession:
         try:
-            return ort.InferenceSession(str(self.path), sess_options=so, providers=providers,
+            return ort.InferenceSession(self.location, sess_options=so, providers=providers,
                                         provider_options=options)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             # Tell a file that is not a model apart from a model onnxruntime cannot run.
             from .modelfile import read_model_info
 
-            read_model_info(self.path)  # raises ModelFileError for truncated/non-ONNX files
-            raise ModelRunError(f"onnxruntime could not load {self.path}: "
+            read_model_info(self.location)  # raises ModelFileError for truncated/non-ONNX files
+            raise ModelRunError(f"onnxruntime could not load {self.location}: "
                                 f"{_first_line(exc)}") from exc
 
     def _check_providers(self, requested: list[str], strict: bool) -> None:
@@ -137,6 +137,19 @@ class Model:
     # -- properties ----------------------------------------------------------------------
 
     @property
+    def path(self) -> Path:
+        """The model file as a ``pathlib.Path``, made on demand: pathlib and what it imports
+        cost ~6 ms, so the ``edge-infer run`` path works with the string :attr:`location`."""
+        from pathlib import Path
+
+        return Path(self.location)
+
+    @property
+    def name(self) -> str:
+        """The model file's name, e.g. ``model.int8.onnx``."""
+        return os.path.basename(self.location)
+
+    @property
     def provider(self) -> str:
         """Short name of the provider that runs first (``cpu``, ``cuda``, ...)."""
         return short_name(self.providers[0])
@@ -150,7 +163,7 @@ class Model:
         return self.signature.outputs
 
     def __repr__(self) -> str:
-        return f"Model({str(self.path)!r}, provider={self.provider!r})"
+        return f"Model({self.location!r}, provider={self.provider!r})"
 
     # -- running -------------------------------------------------------------------------
 
@@ -189,7 +202,7 @@ class Model:
                 return self._native.run(names, feed, None)
             return self.session.run(names, feed)
         except Exception as exc:
-            raise ModelRunError(f"onnxruntime failed to run {self.path.name}: "
+            raise ModelRunError(f"onnxruntime failed to run {self.name}: "
                                 f"{_first_line(exc)}") from exc
 
     def _check_output_names(self, names: Sequence[str]) -> list[str]:

@@ -8,16 +8,15 @@ is applied when the values are not in [0, 1]).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from .metadata import OutputSpec
+from .records import Record
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(Record):
     """One of the top-k classes of one sample."""
 
     index: int

@@ -9,22 +9,22 @@ available (or raise :class:`ProviderUnavailableError` when ``strict``).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import ProviderFallbackWarning, ProviderUnavailableError, UnknownNameError
+from .records import Record
 
 
-@dataclass(frozen=True)
-class ProviderSpec:
+class ProviderSpec(Record):
     """One execution provider: its short name, onnxruntime's name and option aliases."""
 
     short: str
     ort_name: str
     description: str
     auto_rank: int | None = None  # lower is preferred by ``auto``; None: only on request
-    aliases: Mapping[str, str] = field(default_factory=dict)
-    implied: Mapping[str, str] = field(default_factory=dict)  # set when their alias is used
+    aliases: Mapping[str, str] = MappingProxyType({})
+    implied: Mapping[str, str] = MappingProxyType({})  # set when their alias is used
 
 
 PROVIDERS: dict[str, ProviderSpec] = {}
@@ -127,8 +127,7 @@ def expand_options(spec: ProviderSpec, options: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-@dataclass(frozen=True)
-class ProviderChoice:
+class ProviderChoice(Record):
     """What to hand onnxruntime, and what was asked for but is not there."""
 
     providers: list[str]

@@ -8,13 +8,13 @@ arrays are passed through untouched: no copy, no cast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
 from .dtypes import numpy_dtype, parse_ort_type
 from .errors import InputError
+from .records import Record
 
 Dim = int | str | None
 CastPolicy = Literal["safe", "literal", "force"]
@@ -28,15 +28,14 @@ def format_shape(shape: Sequence[Dim] | None) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-@dataclass(frozen=True)
-class TensorSpec:
+class TensorSpec(Record):
     """One input or output: name, element type and shape (ints static, strings symbolic)."""
 
     name: str
     type: str
     shape: tuple[Dim, ...] | None
     kind: str = "tensor"
-    dtype: np.dtype | None = field(default=None, compare=False)
+    dtype: np.dtype | None = None  # follows from type
 
     @classmethod
     def from_node_arg(cls, arg: Any) -> TensorSpec:

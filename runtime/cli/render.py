@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import click
@@ -14,6 +13,8 @@ import numpy as np
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..predictions import Prediction
 
 DEFAULT_TOP_K = 5
@@ -56,7 +57,7 @@ def _json_safe(value: Any) -> Any:
 def to_json(model: Any, sources: list[str], outputs: Mapping[str, np.ndarray],
             preds: list[list[Prediction]] | None, elapsed: float) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "model": str(model.path),
+        "model": model.location,
         "provider": model.provider,
         "providers": list(model.providers),
         "samples": sources,
@@ -75,7 +76,7 @@ def _ordinal(n: int) -> str:
 def to_table(model: Any, sources: list[str], outputs: Mapping[str, np.ndarray],
              preds: list[list[Prediction]] | None, elapsed: float) -> str:
     count = len(preds) if preds is not None else (len(sources) or 1)
-    lines = [f"{model.path.name} on {model.provider}: {count} sample"
+    lines = [f"{model.name} on {model.provider}: {count} sample"
              f"{'s' if count != 1 else ''} in {elapsed * 1000:.2f} ms"]
     if preds is not None:
         names = sources if len(sources) == len(preds) else [str(i) for i in range(len(preds))]
@@ -111,6 +112,8 @@ def write_npy(outputs: Mapping[str, np.ndarray], output_path: str | None) -> Non
         sys.stdout.buffer.write(_npy_bytes(outputs, as_npz=not single))
         sys.stdout.buffer.flush()
         return
+    from pathlib import Path
+
     path = Path(output_path)
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
@@ -126,6 +129,8 @@ def write_npy(outputs: Mapping[str, np.ndarray], output_path: str | None) -> Non
 
 
 def image_output_dir(model: Any, image_dir: str | None) -> Path:
+    from pathlib import Path
+
     return Path(image_dir) if image_dir else Path(f"{model.path.stem}-images")
 
 

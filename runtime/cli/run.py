@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
 from typing import Any
 
 import click
 
 from ..errors import UsageError
+from ..records import replace
 from . import debug_option
 from .options import parse_provider_options, provider_options
 

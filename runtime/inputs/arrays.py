@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
+import os
 from typing import IO, Any
 
 import numpy as np
 
 from ..errors import InputError
-from .base import Batch, LoadContext, sample_names
+from .base import Batch, LoadContext, sample_names, suffix
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -23,7 +23,7 @@ def _single_input(ctx: LoadContext, source: str) -> str:
     return names[0]
 
 
-def _npy(data: IO[bytes] | Path, source: str, ctx: LoadContext) -> Batch:
+def _npy(data: IO[bytes] | str, source: str, ctx: LoadContext) -> Batch:
     try:
         array = np.load(data, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -32,7 +32,7 @@ def _npy(data: IO[bytes] | Path, source: str, ctx: LoadContext) -> Batch:
     return Batch(arrays, sample_names(source, ctx, arrays))
 
 
-def _npz(data: IO[bytes] | Path, source: str, ctx: LoadContext) -> Batch:
+def _npz(data: IO[bytes] | str, source: str, ctx: LoadContext) -> Batch:
     import zipfile
 
     try:
@@ -48,12 +48,12 @@ def _npz(data: IO[bytes] | Path, source: str, ctx: LoadContext) -> Batch:
     return Batch(arrays, sample_names(source, ctx, arrays))
 
 
-def load_npy(path: Path, ctx: LoadContext) -> Batch:
-    return _npy(path, path.name, ctx)
+def load_npy(path: str, ctx: LoadContext) -> Batch:
+    return _npy(path, os.path.basename(path), ctx)
 
 
-def load_npz(path: Path, ctx: LoadContext) -> Batch:
-    return _npz(path, path.name, ctx)
+def load_npz(path: str, ctx: LoadContext) -> Batch:
+    return _npz(path, os.path.basename(path), ctx)
 
 
 def _json_value(value: Any, source: str, ctx: LoadContext) -> Batch:
@@ -88,37 +88,41 @@ def _json_array(value: Any, where: str) -> np.ndarray:
     return array
 
 
-def load_json(path: Path, ctx: LoadContext) -> Batch:
+def load_json(path: str, ctx: LoadContext) -> Batch:
     import json
 
+    name = os.path.basename(path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as fh:
+            value = json.load(fh)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path.name} is not valid JSON ({exc})") from None
-    return _json_value(value, path.name, ctx)
+        raise InputError(f"{name} is not valid JSON ({exc})") from None
+    return _json_value(value, name, ctx)
 
 
-def load_csv(path: Path, ctx: LoadContext) -> Batch:
+def load_csv(path: str, ctx: LoadContext) -> Batch:
     """Numeric rows, one sample a row (a header line of names is skipped)."""
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    delimiter = "\t" if suffix(path) == ".tsv" else ","
+    source = os.path.basename(path)
+    with open(path, encoding="utf-8") as fh:
+        lines = [ln for ln in fh.read().splitlines() if ln.strip()]
     if lines and not _numeric_row(lines[0], delimiter):
         lines = lines[1:]
     try:
         rows = [[float(cell) for cell in line.split(delimiter)] for line in lines]
         array = np.asarray(rows)
     except ValueError as exc:
-        raise InputError(f"{path.name}: expected numeric rows separated by {delimiter!r} "
+        raise InputError(f"{source}: expected numeric rows separated by {delimiter!r} "
                          f"({exc})") from None
     if array.ndim != 2 or not array.size:
-        raise InputError(f"{path.name}: expected rows of numbers, all of one length")
-    name = _single_input(ctx, path.name)
+        raise InputError(f"{source}: expected rows of numbers, all of one length")
+    name = _single_input(ctx, source)
     spec = ctx.signature.input(name)
     if spec.shape and len(spec.shape) > 2:
         array = array.reshape((array.shape[0], *[d if isinstance(d, int) else -1
                                                  for d in spec.shape[1:]]))
     arrays = {name: array}
-    return Batch(arrays, [f"{path.name}:{i + 1}" for i in range(len(array))], cast="literal")
+    return Batch(arrays, [f"{source}:{i + 1}" for i in range(len(array))], cast="literal")
 
 
 def _numeric_row(line: str, delimiter: str) -> bool:

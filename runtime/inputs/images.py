@@ -7,19 +7,18 @@ otherwise from the input's static shape: ``[N, H, W, C]`` (NHWC), ``[N, C, H, W]
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+import os
 
 import numpy as np
 
 from ..errors import ExtraMissingError, InputError
 from ..metadata import ImagePreprocess
+from ..records import Record, replace
 from ..signature import TensorSpec, format_shape
 from .base import Batch, LoadContext
 
 
-@dataclass(frozen=True)
-class ImagePlan:
+class ImagePlan(Record):
     """The resolved recipe for one model input."""
 
     input: str
@@ -104,7 +103,7 @@ def _guess_layout(shape: tuple) -> str:
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
-def decode(path: Path, plan: ImagePlan) -> np.ndarray:
+def decode(path: str, plan: ImagePlan) -> np.ndarray:
     """One image as float32 ``[H, W, C]`` after resize, inversion, scaling and normalisation."""
     Image = _pil()
     try:
@@ -112,7 +111,7 @@ def decode(path: Path, plan: ImagePlan) -> np.ndarray:
             img.load()
             img = img.convert(_MODES[plan.channels])
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path.name} is not a readable image ({exc})") from None
+        raise InputError(f"{os.path.basename(path)} is not a readable image ({exc})") from None
     if plan.height and plan.width and img.size != (plan.width, plan.height):
         resample = getattr(Image.Resampling, plan.pre.resize.upper())
         img = img.resize((plan.width, plan.height), resample)
@@ -147,10 +146,10 @@ def _arrange(images: list[np.ndarray], plan: ImagePlan, names: list[str]) -> np.
     return np.ascontiguousarray(batch)
 
 
-def load_images(paths: list[Path], ctx: LoadContext) -> Batch:
+def load_images(paths: list[str], ctx: LoadContext) -> Batch:
     plan = plan_for(ctx)
     images = [decode(p, plan) for p in paths]
-    names = [p.name for p in paths]
+    names = [os.path.basename(p) for p in paths]
     batch = _arrange(images, plan, names)
     spec = ctx.signature.input(plan.input)
     if spec.dtype is not None and spec.dtype != batch.dtype:
@@ -160,5 +159,5 @@ def load_images(paths: list[Path], ctx: LoadContext) -> Batch:
     return Batch({plan.input: batch}, names)
 
 
-def load_image(path: Path, ctx: LoadContext) -> Batch:
+def load_image(path: str, ctx: LoadContext) -> Batch:
     return load_images([path], ctx)

@@ -7,9 +7,9 @@ words are split on runs of ASCII whitespace.
 
 from __future__ import annotations
 
+import os
 import re
 import string
-from pathlib import Path
 
 import numpy as np
 
@@ -81,14 +81,15 @@ def encode_texts(texts: list[str], sources: list[str], ctx: LoadContext) -> Batc
     return Batch({spec.name: ids}, sources)
 
 
-def load_txt(path: Path, ctx: LoadContext) -> Batch:
+def load_txt(path: str, ctx: LoadContext) -> Batch:
     """One example per non-empty line."""
+    name = os.path.basename(path)
     try:
-        numbered = [(i + 1, ln.strip()) for i, ln in
-                    enumerate(path.read_text(encoding="utf-8").splitlines()) if ln.strip()]
+        with open(path, encoding="utf-8") as fh:
+            numbered = [(i + 1, ln.strip()) for i, ln in enumerate(fh.read().splitlines())
+                        if ln.strip()]
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path.name} is not UTF-8 text ({exc})") from None
+        raise InputError(f"{name} is not UTF-8 text ({exc})") from None
     if not numbered:
-        raise InputError(f"{path.name} holds no text (expected one example per line)")
-    return encode_texts([ln for _, ln in numbered], [f"{path.name}:{i}" for i, _ in numbered],
-                        ctx)
+        raise InputError(f"{name} holds no text (expected one example per line)")
+    return encode_texts([ln for _, ln in numbered], [f"{name}:{i}" for i, _ in numbered], ctx)

@@ -57,6 +57,25 @@ def test_running_a_model_imports_no_training_stack(models, tmp_path):
     assert "edge_infer.runtime.inputs.text" not in mods
 
 
+def test_run_path_imports_neither_pathlib_nor_dataclasses(models, tmp_path):
+    """Cold start (issue 5): each costs milliseconds that a bare onnxruntime script does not
+    pay. Compared with what numpy and onnxruntime import themselves (an editable install's
+    import hook brings pathlib in at startup; a regular install does not)."""
+    path = models.classifier(labels=["a", "b", "c"])
+    np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+    baseline = _modules_after("import numpy, onnxruntime")
+    mods = _modules_after(
+        "from edge_infer.runtime.cli import main\n"
+        "try:\n"
+        f"    main(['run', {str(path)!r}, {str(tmp_path / 'x.npy')!r}])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n")
+    assert "edge_infer.runtime.records" in mods
+    added = mods - baseline
+    assert "dataclasses" not in added
+    assert "pathlib" not in added
+
+
 def test_library_use_imports_no_training_stack(models):
     path = models.classifier()
     mods = _modules_after(
