@@ -126,15 +126,19 @@ def calibration_reader(model: Path, samples: np.ndarray) -> Any:
     return Reader()
 
 
-@register("static", "QDQ INT8, per-channel weights, calibrated activations", "int8",
+@register("static", "QDQ INT8, per-channel weights, calibrated activations, float head", "int8",
           "try --reduce-range, --calibrate entropy or percentile, more --calibration-size, "
           "--per-tensor, or --method fp16")
 def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
+    import onnx
     from onnxruntime import quantization as q
+
+    from .qdq import float_head, head_activations
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         q.quant_pre_process(str(src), str(prepared))
+        heads = head_activations(onnx.load(str(prepared), load_external_data=False))
         method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                   "percentile": q.CalibrationMethod.Percentile}[config.calibrate]
         q.quantize_static(str(prepared), str(dst), calibration_reader(src, calibration),
@@ -142,7 +146,11 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
                           per_channel=config.per_channel,
                           activation_type=_quant_type(q, config.activation_type),
                           weight_type=q.QuantType.QInt8, calibrate_method=method,
-                          reduce_range=bool(config.reduce_range))
+                          reduce_range=bool(config.reduce_range), nodes_to_exclude=heads)
+    if heads:
+        model = onnx.load(str(dst))
+        if float_head(model, heads):
+            onnx.save(model, str(dst))
 
 
 @register("fp16", "float16 weights and compute, float32 inputs and outputs", "fp16",

@@ -141,3 +141,54 @@ def test_a_dataset_of_the_wrong_shape_is_refused(exported):
 
     with pytest.raises(UsageError, match=r"waves gives inputs of shape \[50, 1\].*takes"):
         quantize(QuantizeConfig(exported["cnn"], dataset="waves"))
+
+
+def test_static_int8_keeps_the_classifier_head_in_float(exported, tmp_path):
+    """The last dense layer writes float and the softmax runs in float: probabilities are not
+    rounded to 1/255 steps, and onnxruntime still fuses the dense layer into a QGemm."""
+    import onnxruntime as ort
+
+    out = tmp_path / "cnn.static.onnx"
+    quantize(QuantizeConfig(exported["cnn"], method="static", out=out, max_accuracy_drop=100))
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    session = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in read_model_info(tmp_path / "optimized.onnx").nodes]
+    assert ops[-2:] == ["QGemm", "Softmax"], ops
+    x = np.random.default_rng(0).random((64, 8, 8, 1), dtype=np.float32)
+    probs = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert len(np.unique(probs)) > 256  # a uint8 output would allow at most 256 values
+
+
+def _qdq_head(dense_is_output: bool):
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["logits"], name="dense"),
+             helper.make_node("QuantizeLinear", ["logits", "s", "z"], ["q"], name="q"),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"], name="dq"),
+             helper.make_node("Softmax", ["dq"], ["probs"], name="softmax")]
+    inits = [helper.make_tensor("w", TensorProto.FLOAT, [4, 3], np.ones(12).tolist()),
+             helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
+             helper.make_tensor("z", TensorProto.UINT8, [], [128])]
+    outputs = [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 3])]
+    if dense_is_output:
+        outputs.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", 4])], outputs, inits)
+    return onnx.helper.make_model(graph)
+
+
+def test_float_head_drops_only_a_private_quantize_pair():
+    from edge_infer.export.qdq import float_head, head_activations
+
+    proto = _qdq_head(dense_is_output=False)
+    assert head_activations(proto) == ["softmax"]
+    assert float_head(proto, ["softmax"]) == 1
+    assert [n.op_type for n in proto.graph.node] == ["Gemm", "Softmax"]
+    assert proto.graph.node[1].input[0] == "logits"
+    assert {i.name for i in proto.graph.initializer} == {"w"}  # scale and zero point dropped
+    # The quantized logits are also an output: the pair is not ours to remove.
+    shared = _qdq_head(dense_is_output=True)
+    assert float_head(shared, ["softmax"]) == 0 and len(shared.graph.node) == 4
