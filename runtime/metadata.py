@@ -56,10 +56,9 @@ interpret them): ``edge_infer.source`` (JSON: framework and versions), ``edge_in
 from __future__ import annotations
 
 import warnings
-from types import MappingProxyType
 from typing import Any, Mapping
 
-from .records import Record
+from .records import Record, field
 
 PREFIX = "edge_infer."
 KEY_VERSION = PREFIX + "metadata"
@@ -229,7 +228,7 @@ class ModelMetadata(Record):
     labels: tuple[str, ...] | None = None
     preprocess: Preprocess | None = None
     output: OutputSpec | None = None
-    raw: Mapping[str, str] = MappingProxyType({})
+    raw: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_classifier(self) -> bool:

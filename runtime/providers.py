@@ -9,11 +9,10 @@ available (or raise :class:`ProviderUnavailableError` when ``strict``).
 from __future__ import annotations
 
 import warnings
-from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import ProviderFallbackWarning, ProviderUnavailableError, UnknownNameError
-from .records import Record
+from .records import Record, field
 
 
 class ProviderSpec(Record):
@@ -23,8 +22,8 @@ class ProviderSpec(Record):
     ort_name: str
     description: str
     auto_rank: int | None = None  # lower is preferred by ``auto``; None: only on request
-    aliases: Mapping[str, str] = MappingProxyType({})
-    implied: Mapping[str, str] = MappingProxyType({})  # set when their alias is used
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    implied: Mapping[str, str] = field(default_factory=dict)  # set when their alias is used
 
 
 PROVIDERS: dict[str, ProviderSpec] = {}

@@ -9,10 +9,11 @@ one generic ``__init__``, ``__repr__``, ``__eq__`` and ``__hash__``: nothing is 
 
 What a record keeps from frozen dataclasses: fields in annotation order (inherited first),
 defaults as class attributes, positional or keyword construction, ``__post_init__`` for
-validation, value equality and hashing, a readable repr, and immutability. Defaults must be
-immutable (use tuples and ``types.MappingProxyType``): there is no ``default_factory``.
-:func:`replace` (and ``copy.replace`` on Python 3.13+) returns a changed copy, validated again.
-Type checkers see the fields through ``typing.dataclass_transform``.
+validation, value equality and hashing, a readable repr, immutability, pickling and copying.
+A default is shared by every instance, so it must be immutable (a tuple, a string, None);
+``field(default_factory=dict)`` makes a fresh one per instance instead. :func:`replace` (and
+``copy.replace`` on Python 3.13+) returns a changed copy, validated again. Type checkers see
+the fields through ``typing.dataclass_transform``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,19 @@ _MISSING = object()
 _MUTABLE = (list, dict, set, bytearray)
 
 
-@dataclass_transform(frozen_default=True, eq_default=True)
+class _Factory:
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+def field(*, default_factory: Callable[[], Any]) -> Any:
+    """A default made fresh for each instance: ``raw: dict = field(default_factory=dict)``."""
+    return _Factory(default_factory)
+
+
+@dataclass_transform(frozen_default=True, eq_default=True, field_specifiers=(field,))
 class Record:
     """Base class: ``class Point(Record): x: int; y: int = 0``."""
 
@@ -50,9 +63,11 @@ class Record:
             value = cls.__dict__.get(name, _MISSING)
             if value is _MISSING:
                 continue
-            if isinstance(value, _MUTABLE):
+            if isinstance(value, _Factory):
+                delattr(cls, name)  # as dataclasses do: the class attribute is not a value
+            elif isinstance(value, _MUTABLE):
                 raise TypeError(f"{cls.__name__}.{name}: a mutable default would be shared by "
-                                "every instance; use a tuple or types.MappingProxyType")
+                                "every instance; use field(default_factory=...)")
             defaults[name] = value
         seen_default = False
         for name in fields:
@@ -80,6 +95,8 @@ class Record:
             value = values.get(name, self._defaults.get(name, _MISSING))
             if value is _MISSING:
                 raise TypeError(f"{cls.__name__}() missing required argument: {name!r}")
+            if value.__class__ is _Factory:
+                value = value.make()
             assign(self, name, value)
         post_init = getattr(self, "__post_init__", None)
         if post_init is not None:

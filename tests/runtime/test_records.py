@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import sys
-from types import MappingProxyType
 from typing import ClassVar, Mapping
 
 import pytest
 
-from edge_infer.runtime.records import Record, as_dict, replace
+from edge_infer.runtime.metadata import ImagePreprocess, ModelMetadata, OutputSpec
+from edge_infer.runtime.records import Record, as_dict, field, replace
 
 
 class Point(Record):
@@ -102,14 +103,24 @@ def test_mutable_defaults_are_refused():
             items: list = []  # noqa: RUF012
 
 
-def test_immutable_mapping_default_is_shared_safely():
+def test_default_factory_makes_a_fresh_value_per_instance():
     class WithMap(Record):
-        extra: Mapping[str, str] = MappingProxyType({})
+        name: str
+        extra: Mapping[str, str] = field(default_factory=dict)
 
-    a, b = WithMap(), WithMap()
-    assert a.extra is b.extra and dict(a.extra) == {}
-    with pytest.raises(TypeError):
-        a.extra["k"] = "v"  # type: ignore[index]
+    a, b = WithMap("a"), WithMap("b")
+    assert a.extra == {} and a.extra is not b.extra
+    assert WithMap("c", {"k": "v"}).extra == {"k": "v"}
+    assert "extra" not in WithMap.__dict__  # the marker is not left as a class attribute
+
+
+def test_records_pickle_and_copy():
+    meta = ModelMetadata(task="classification", labels=("a", "b"),
+                         preprocess=ImagePreprocess(size=(8, 8)), output=OutputSpec(),
+                         raw={"k": "v"})
+    assert pickle.loads(pickle.dumps(meta)) == meta
+    assert copy.deepcopy(meta) == meta and copy.copy(meta) == meta
+    assert pickle.loads(pickle.dumps(Point(1, 2))) == Point(1, 2)
 
 
 def test_required_field_after_default_is_refused():
