@@ -12,8 +12,10 @@ defaults as class attributes, positional or keyword construction, ``__post_init_
 validation, value equality and hashing, a readable repr, immutability, pickling and copying.
 A default is shared by every instance, so it must be immutable (a tuple, a string, None);
 ``field(default_factory=dict)`` makes a fresh one per instance instead. :func:`replace` (and
-``copy.replace`` on Python 3.13+) returns a changed copy, validated again. Type checkers see
-the fields through ``typing.dataclass_transform``.
+``copy.replace`` on Python 3.13+) returns a changed copy, validated again; positional
+``match`` patterns work. Type checkers see the fields through ``typing.dataclass_transform``.
+Records are not dataclasses: ``dataclasses.fields``/``asdict`` do not apply (:func:`as_dict`
+does, shallowly).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class Record:
                 raise TypeError(f"{cls.__name__}: field {name!r} without a default follows "
                                 "a field with one")
         cls._fields, cls._defaults = fields, defaults
+        cls.__match_args__ = fields
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls, fields = type(self), self._fields

@@ -71,6 +71,14 @@ def test_value_equality_and_hash_by_class_and_fields():
     assert len({Point(1, 2), Point(1, 2), Point(2, 2)}) == 2
 
 
+def test_positional_match_patterns():
+    match Point(3, 4):
+        case Point(x, y):
+            assert (x, y) == (3, 4)
+        case _:
+            raise AssertionError("Point(x, y) did not match")
+
+
 def test_repr_names_every_field():
     assert repr(Point(1, label="q")) == "Point(x=1, y=0, label='q')"
 
