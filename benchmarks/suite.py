@@ -39,6 +39,7 @@ sys.path.insert(0, str(HERE))
 
 from common import (BATCHES, keras_timings, litert_figures, onnx_figures,  # noqa: E402
                     tflite_models, train_run)
+from runtime_overhead import EDITABLE_NOTE  # noqa: E402
 
 MODELS = {"cnn": "digits", "cifar_cnn": "digits", "lstm": "waves", "autoencoder": "digits"}
 
@@ -217,6 +218,8 @@ def print_report(r: dict[str, Any]) -> None:
                   f"{c['bare_wall_s']:.3f} s ({c['wall_ratio']:.2f}x), peak "
                   f"{c['cli_peak_mib']:.0f} vs {c['bare_peak_mib']:.0f} MiB "
                   f"({c['memory_ratio']:.2f}x)")
+            if c.get("editable_install"):
+                print(EDITABLE_NOTE)
         side, keras = d["side_by_side"], d["keras"]
         base = side["float32"]
         print("3-5. median latency in ms (ratio: ONNX float32 through Model.run / this; "
