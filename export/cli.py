@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from edge_infer.runtime.cli import debug_option
+from edge_infer.train.tf_logging import quiet_tensorflow
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,7 +41,7 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
     config = ExportConfig(source=source, out=out, opset=opset, tolerance=tolerance,
                           samples=samples, optimize=not no_optimize)
     require_training_stack("edge-infer export")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from .exporter import export as run_export
 
     result = run_export(config, log=lambda m: click.echo(m, err=True))
@@ -122,7 +122,7 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
     from edge_infer.runtime.errors import ExtraMissingError
 
     ExtraMissingError.require("edge-infer quantize", "train", "onnx", "sympy")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from .quantize import quantize as run_quantize
 
     result = run_quantize(config, log=lambda m: click.echo(m, err=True))
@@ -148,7 +148,7 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
              fmt: str) -> None:
     """Run MODEL over a dataset through the runtime: accuracy, per-class precision and
     recall, confusion matrix (or MSE for regressors and autoencoders), throughput."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from .evaluate import evaluate as run_evaluate, table
 
     result = run_evaluate(model, dataset, batch_size, log=lambda m: click.echo(m, err=True))
@@ -212,7 +212,7 @@ def pipeline(architecture: str, dataset: str, device: str, method: str, epochs: 
 
     ExtraMissingError.require("edge-infer pipeline", "train", "tensorflow", "tf2onnx", "onnx",
                               "sympy", "matplotlib")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from .pipeline import pipeline as run_pipeline
 
     import contextlib

@@ -6,12 +6,12 @@ checked, with its start-up chatter turned down (``TF_CPP_MIN_LOG_LEVEL``) for th
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from edge_infer.runtime.cli import debug_option
+from edge_infer.train.tf_logging import quiet_tensorflow
 from edge_infer.runtime.errors import UsageError
 
 
@@ -86,7 +86,7 @@ def train(architecture: str | None, dataset: str, epochs: int | None, batch_size
     from .trainer import require_training_stack
 
     require_training_stack()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from .trainer import train as run_training
 
     def log(message: str) -> None:
