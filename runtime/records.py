@@ -54,6 +54,7 @@ class Record:
     __slots__ = ()
     _fields: ClassVar[tuple[str, ...]] = ()
     _defaults: ClassVar[dict[str, Any]] = {}
+    _post_init: ClassVar[Callable[[Any], None] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -80,30 +81,41 @@ class Record:
                                 "a field with one")
         cls._fields, cls._defaults = fields, defaults
         cls.__match_args__ = fields
+        cls._post_init = getattr(cls, "__post_init__", None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        cls, fields = type(self), self._fields
+        # One shared __init__ for every record, kept close to a generated one's speed: a
+        # Prediction is made per class per sample in Model.classify, a hot path.
+        cls = type(self)
+        if kwargs or len(args) != len(cls._fields):
+            self.__dict__.update(cls._bind(args, kwargs))
+        else:  # every field given in order
+            self.__dict__.update(zip(cls._fields, args))
+        # (__dict__ directly: the frozen __setattr__ is bypassed, as dataclasses do)
+        if cls._post_init is not None:
+            cls._post_init(self)
+
+    @classmethod
+    def _bind(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Every field's value from positional and keyword arguments and the defaults."""
+        fields = cls._fields
         if len(args) > len(fields):
             raise TypeError(f"{cls.__name__}() takes {len(fields)} positional arguments but "
                             f"{len(args)} were given")
         values = dict(zip(fields, args))
-        for name, value in kwargs.items():
+        for name in kwargs:
             if name not in fields:
                 raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {name!r}")
             if name in values:
                 raise TypeError(f"{cls.__name__}() got multiple values for argument {name!r}")
-            values[name] = value
-        assign = object.__setattr__
+        values.update(kwargs)
         for name in fields:
-            value = values.get(name, self._defaults.get(name, _MISSING))
-            if value is _MISSING:
-                raise TypeError(f"{cls.__name__}() missing required argument: {name!r}")
-            if value.__class__ is _Factory:
-                value = value.make()
-            assign(self, name, value)
-        post_init = getattr(self, "__post_init__", None)
-        if post_init is not None:
-            post_init()
+            if name not in values:
+                value = cls._defaults.get(name, _MISSING)
+                if value is _MISSING:
+                    raise TypeError(f"{cls.__name__}() missing required argument: {name!r}")
+                values[name] = value.make() if value.__class__ is _Factory else value
+        return values
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self._fields)
