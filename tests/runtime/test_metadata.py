@@ -103,3 +103,15 @@ def test_predicted_classes_for_softmax_and_sigmoid_outputs():
 
     assert predicted_classes(np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])).tolist() == [1, 0]
     assert predicted_classes(np.array([[0.9], [0.2], [0.5]])).tolist() == [1, 0, 0]
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([[0.25, 0.25, 0.5]], True),
+    ([[0.5, 0.5 + 1e-3]], True),          # within atol
+    ([[0.5, 0.5 + 1.02e-3]], False),      # just beyond atol (+ allclose's 1e-5)
+    ([[1.0, 0.0], [0.3, 0.6]], False),    # one row short
+    ([[-0.1, 1.1]], False),               # sums to 1, out of [0, 1]
+    ([[np.nan, 1.0]], False),
+])
+def test_is_distribution_bounds(rows, expected):
+    assert is_distribution(np.asarray(rows, dtype=np.float64)) is expected
