@@ -13,8 +13,8 @@ Measured on the digits ``cnn`` (2 AVX2 cores, onnxruntime 1.32, batch 1): float3
 static INT8 81.6 -> 60.3 us, where onnxruntime's optimised graph is then the ideal nine
 operators (quantize, two QLinearConv + NHWC max-pool pairs, reshape, QGemm, softmax, dequantize)
 with no layout transposes left; eight since the float head of ``qdq.py`` (QGemm writes float,
-the softmax runs in float, nothing to dequantize). (Folding the flatten's transpose into the dense weights instead
-was as fast in float32 but cost INT8 a transpose back to NCHW: 68.6 us.)
+the softmax runs in float, nothing to dequantize). (Folding the flatten's transpose into the
+dense weights instead was as fast in float32 but cost INT8 a transpose back to NCHW: 68.6 us.)
 """
 
 from __future__ import annotations

@@ -183,7 +183,8 @@ def load_inputs(args: list[str], ctx: LoadContext) -> Batch:
         parts = [to_batched(ctx, name, b.arrays[name]) for b in batches]
         shapes = {p.shape[1:] for p in parts}
         if len(shapes) > 1:
-            listed = ", ".join(f"{os.path.basename(a)}: {list(p.shape)}" for a, p in zip(args, parts))
+            listed = ", ".join(f"{os.path.basename(a)}: {list(p.shape)}"
+                               for a, p in zip(args, parts))
             raise InputError(f"input {name!r}: the samples do not have one shape and cannot be "
                              f"batched ({listed})")
         merged[name] = np.concatenate(parts, axis=0)
