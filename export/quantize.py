@@ -220,10 +220,9 @@ def evaluate_onnx(path: Path, x: np.ndarray, y: np.ndarray | None, task: str | N
     out = _predict(session, x)
     if task == "classification" and y is not None:
         metric, value = "accuracy", float(np.mean(predicted_classes(out) == y.reshape(-1)))
-    elif task == "reconstruction":
-        metric, value = "mse", float(np.mean((out.reshape(x.shape) - x) ** 2))
-    elif task == "regression" and y is not None:
-        metric, value = "mse", float(np.mean((out.reshape(len(y), -1) - y.reshape(len(y), -1)) ** 2))
+    elif task in ("regression", "reconstruction") and y is not None:  # y is x to reconstruct
+        metric, value = "mse", float(np.mean((out.reshape(len(y), -1)
+                                              - y.reshape(len(y), -1)) ** 2))
     else:
         metric, value = "none", None
     name = session.get_inputs()[0].name
@@ -338,7 +337,8 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         recipe.apply(src, candidate, config, calibration)
         original = evaluate_onnx(src, x, y, task)
         quantized = evaluate_onnx(candidate, x, y, task)
-        agreement = (float(np.mean(predicted_classes(original.outputs) == predicted_classes(quantized.outputs)))
+        agreement = (float(np.mean(predicted_classes(original.outputs)
+                                   == predicted_classes(quantized.outputs)))
                      if task == "classification" else None)
         diff = float(np.max(np.abs(original.outputs.astype(np.float64)
                                    - quantized.outputs.astype(np.float64))))
