@@ -43,18 +43,17 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
     require_training_stack("edge-infer export")
     quiet_tensorflow()
     from .exporter import export as run_export
+    from .report import kib
 
     result = run_export(config, log=lambda m: click.echo(m, err=True))
-    click.echo(f"{result.path}: {result.size_bytes / 1024:.1f} KiB, opset {result.opset}, "
+    click.echo(f"{result.path}: {kib(result.size_bytes)}, opset {result.opset}, "
                f"{sum(result.operators.values())} nodes; parity {result.parity.summary()}")
     click.echo(f"run it: edge-infer run {result.path} INPUT")
 
 
-def _kib(n: int) -> str:
-    return f"{n / 1024:.1f} KiB"
-
-
 def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
+    from .report import kib
+
     o, q = r.original, r.quantized
     rows = [("", "float32", f"{r.method}")]
     if o.value is not None:
@@ -64,8 +63,8 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
     if r.agreement is not None:
         rows.append(("top-1 agreement", "", f"{r.agreement:.2%}"))
     rows.append(("max |diff|", "", f"{r.max_abs_diff:.3g}"))
-    rows.append(("size", _kib(o.size_bytes),
-                 f"{_kib(q.size_bytes)}  ({q.size_bytes / o.size_bytes:.0%})"))
+    rows.append(("size", kib(o.size_bytes),
+                 f"{kib(q.size_bytes)}  ({q.size_bytes / o.size_bytes:.0%})"))
     rows.append(("latency, batch 1", f"{o.latency_ms:.3f} ms",
                  f"{q.latency_ms:.3f} ms  ({o.latency_ms / q.latency_ms:.2f}x)"))
     w0 = max(len(a) for a, _, _ in rows)

@@ -14,7 +14,8 @@ from typing import Any
 from edge_infer.runtime.atomic import atomic_open
 
 
-def _kib(n: int) -> str:
+def kib(n: int) -> str:
+    """A byte count as ``12.3 KiB``, as the report and the quantize table print sizes."""
     return f"{n / 1024:.1f} KiB"
 
 
@@ -158,7 +159,7 @@ def markdown(report: dict[str, Any], title: str) -> str:
               f" | throughput b{base['batch_n']} |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        size = _kib(r["size_bytes"]) + (f" ({r['size_bytes'] / base['size_bytes']:.0%})"
+        size = kib(r["size_bytes"]) + (f" ({r['size_bytes'] / base['size_bytes']:.0%})"
                                          if r is not base else "")
         value = "n/a" if r["metric_value"] is None else f"{r['metric_value']:.4f}"
         speed = "" if r is base else f" ({base['latency_b1_ms'] / r['latency_b1_ms']:.2f}x)"
