@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -129,7 +129,7 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
     from .evaluate import evaluate
     from .exporter import ExportConfig, export
     from .quantize import AccuracyGuardError, QuantizeConfig, quantize
-    from .report import write_report
+    from .report import kib, write_report
 
     log = log or (lambda _m: None)
     device = get_device(config.device)
@@ -142,11 +142,11 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
     with atomic_folder(out) as work:
         progress.start("train", f"{config.architecture} on {config.dataset} "
                                 f"(seed {config.seed})")
-        trained = train(TrainConfig(**{**asdict(train_config), "out": work}),
+        trained = train(replace(train_config, out=work),
                         log=lambda m: log(f"  {m}"))
         progress.start("export", "Keras -> ONNX with tf2onnx, parity on real samples")
         exported = export(ExportConfig(work))
-        log(f"  {exported.path.name}: {exported.size_bytes / 1024:.1f} KiB, parity "
+        log(f"  {exported.path.name}: {kib(exported.size_bytes)}, parity "
             f"{exported.parity.summary()}")
         progress.start("quantize", f"{config.method} for {device.name} ({device.summary()})")
         quantized, refused = None, None
