@@ -139,7 +139,7 @@ class Record:
         raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {name!r}")
 
     def __replace__(self: R, **changes: Any) -> R:
-        return type(self)(**{**{n: getattr(self, n) for n in self._fields}, **changes})
+        return type(self)(**{**as_dict(self), **changes})
 
 
 def replace(record: R, /, **changes: Any) -> R:
