@@ -145,14 +145,13 @@ def _optimize(proto: Any) -> Any:
 def _tidy(proto: Any) -> None:
     """Name the batch dimension ``batch`` and declare only the opsets the graph uses
     (onnxruntime's optimiser declares every domain it knows)."""
+    from .tidy import declare_used_opsets
+
     for value in (*proto.graph.input, *proto.graph.output):
         dims = value.type.tensor_type.shape.dim
         if dims and not dims[0].HasField("dim_value"):
             dims[0].dim_param = "batch"
-    used = {node.domain or "" for node in proto.graph.node} | {""}
-    keep = [op for op in proto.opset_import if (op.domain or "") in used]
-    del proto.opset_import[:]
-    proto.opset_import.extend(keep)
+    declare_used_opsets(proto)
 
 
 def _run_onnx(data: bytes, x: np.ndarray) -> np.ndarray:

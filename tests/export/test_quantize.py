@@ -43,6 +43,13 @@ def test_recipes(exported, tmp_path, arch, method, fmt):
     assert model.metadata.labels == Model(exported[arch]).metadata.labels
     recorded = json.loads(model.metadata.raw["edge_infer.quantization"])
     assert recorded["method"] == method and recorded["size_ratio"] == report["size_ratio"]
+    # The report states the size of the file it is in, and the file carries no dead weight.
+    assert recorded["quantized"]["size_bytes"] == out.stat().st_size
+    import onnx
+
+    proto = onnx.load(str(out))
+    assert not proto.graph.value_info
+    assert {op.domain for op in proto.opset_import} == {n.domain for n in proto.graph.node} | {""}
 
 
 def test_auto_picks_static_for_convolutions_and_dynamic_otherwise(exported):
@@ -192,3 +199,56 @@ def test_float_head_drops_only_a_private_quantize_pair():
     # The quantized logits are also an output: the pair is not ours to remove.
     shared = _qdq_head(dense_is_output=True)
     assert float_head(shared, ["softmax"]) == 0 and len(shared.graph.node) == 4
+
+
+def _biased(zero_points: dict[str, list[int]]):
+    """x + dequantized int32 bias per named zero point, plus an int8 weight with a zero
+    zero point, and a declared but unused opset and an intermediate shape annotation."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes, inits, last = [], [], "x"
+    for k, (name, zp) in enumerate(zero_points.items()):
+        nodes += [helper.make_node("DequantizeLinear", [f"b{k}", f"s{k}", name], [f"d{k}"], axis=0),
+                  helper.make_node("Add", [last, f"d{k}"], [f"a{k}"])]
+        inits += [helper.make_tensor(f"b{k}", TensorProto.INT32, [3], [5, -7, 11]),
+                  helper.make_tensor(f"s{k}", TensorProto.FLOAT, [3], [0.5, 0.25, 0.125]),
+                  helper.make_tensor(name, TensorProto.INT32, [3], zp)]
+        last = f"a{k}"
+    nodes += [helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["dw"]),
+              helper.make_node("Mul", [last, "dw"], ["y"])]
+    inits += [helper.make_tensor("w", TensorProto.INT8, [3], [1, 2, 3]),
+              helper.make_tensor("ws", TensorProto.FLOAT, [], [0.5]),
+              helper.make_tensor("wz", TensorProto.INT8, [], [0])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], inits,
+        value_info=[helper.make_tensor_value_info("a0", TensorProto.FLOAT, ["N", 3])])
+    return onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                        helper.make_opsetid("ai.onnx.ml", 3)])
+
+
+def test_tidy_removes_only_what_nothing_reads():
+    import onnx
+    import onnxruntime as ort
+
+    from edge_infer.export.tidy import tidy
+
+    proto = _biased({"zero": [0, 0, 0], "nonzero": [0, 1, 0]})
+    onnx.checker.check_model(proto)
+    x = np.random.default_rng(0).random((2, 3), dtype=np.float32)
+
+    def run(model):
+        session = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        return session.run(None, {"x": x})[0]
+
+    before = run(proto)
+    assert tidy(proto) == {"value_info": 1, "opset_imports": 1, "bias_zero_points": 1}
+    onnx.checker.check_model(proto)
+    np.testing.assert_array_equal(run(proto), before)
+    names = {i.name for i in proto.graph.initializer}
+    assert "zero" not in names and {"nonzero", "wz"} <= names  # int8 and non-zero ones stay
+    assert [len(n.input) for n in proto.graph.node if n.op_type == "DequantizeLinear"] == [2, 3, 3]
+    assert [op.domain for op in proto.opset_import] == [""]
+    assert tidy(proto) == {"value_info": 0, "opset_imports": 0, "bias_zero_points": 0}
