@@ -59,6 +59,18 @@ def evaluate(model_path: Path, dataset: str | None = None, batch_size: int = 256
     return result
 
 
+def confusion_lines(labels: list[str], matrix: list[list[int]], max_label: int = 8) -> list[str]:
+    """The confusion matrix with the class labels on both axes. Column headers are cut to
+    ``max_label`` characters so that long names (CIFAR's ``automobile``) keep the table
+    narrow; the row labels are whole."""
+    width = max(*(min(len(label), max_label) for label in labels),
+                *(len(str(v)) for row in matrix for v in row))
+    row_width = max(len(label) for label in labels)
+    header = " " * row_width + "  " + " ".join(label[:width].rjust(width) for label in labels)
+    return [header] + [label.ljust(row_width) + "  " + " ".join(f"{v:>{width}d}" for v in row)
+                       for label, row in zip(labels, matrix)]
+
+
 def table(result: dict[str, Any]) -> str:
     lines = [f"{result['model']}: {result['samples']} samples, "
              f"{result['throughput_per_s']:,.0f} samples/s (batch {result['batch_size']})"]
@@ -70,7 +82,8 @@ def table(result: dict[str, Any]) -> str:
             lines.append(f"{c['label'].ljust(width)}  {c['precision']:.4f}     "
                          f"{c['recall']:.4f}  {c['f1']:.4f}  {c['support']}")
         lines.append("confusion matrix (rows: true, columns: predicted):")
-        lines += ["  " + " ".join(f"{v:4d}" for v in row) for row in result["confusion_matrix"]]
+        lines += confusion_lines([c["label"] for c in result["per_class"]],
+                                 result["confusion_matrix"])
     for key in ("mse", "mae"):
         if key in result:
             lines.append(f"{key} {result[key]:.6f}")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from edge_infer.export.evaluate import classification_report, evaluate
+from edge_infer.export.evaluate import classification_report, confusion_lines, evaluate
 from edge_infer.export.exporter import ExportConfig, export
 from edge_infer.runtime.cli import cli
 
@@ -18,6 +18,16 @@ def test_classification_report_by_hand():
     a, b = report["per_class"]
     assert (a["precision"], a["recall"], b["precision"], b["recall"]) == (1.0, 0.5, 2 / 3, 1.0)
     assert report["confusion_matrix"] == [[1, 1], [0, 2]]
+
+
+def test_confusion_matrix_is_labelled_and_aligned():
+    lines = confusion_lines(["cat", "automobile"], [[7, 1000], [0, 3]])
+    assert lines == ["                 cat automobi",
+                     "cat                7     1000",
+                     "automobile         0        3"]
+    # Every cell ends under the end of its column's label.
+    ends = [lines[0].index("cat") + 3, lines[0].index("automobi") + 8]
+    assert all(line[end - 1] != " " for line in lines for end in ends)
 
 
 def test_evaluate_matches_the_training_metrics(trained_runs, tmp_path):
