@@ -43,7 +43,7 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
     require_training_stack("edge-infer export")
     quiet_tensorflow()
     from .exporter import export as run_export
-    from .report import kib
+    from .report import accuracy_change, kib
 
     result = run_export(config, log=lambda m: click.echo(m, err=True))
     click.echo(f"{result.path}: {kib(result.size_bytes)}, opset {result.opset}, "
@@ -52,14 +52,14 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
 
 
 def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
-    from .report import kib
+    from .report import accuracy_change, kib
 
     o, q = r.original, r.quantized
     rows = [("", "float32", f"{r.method}")]
     if o.value is not None:
         drop = r.drop_points
         rows.append((o.metric, f"{o.value:.4f}", f"{q.value:.4f}"
-                     + (f"  (drop {drop:.2f} points)" if drop is not None else "")))
+                     + (f"  ({accuracy_change(drop)})" if drop is not None else "")))
     if r.agreement is not None:
         rows.append(("top-1 agreement", "", f"{r.agreement:.2%}"))
     rows.append(("max |diff|", "", f"{r.max_abs_diff:.3g}"))

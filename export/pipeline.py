@@ -129,7 +129,7 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
     from .evaluate import evaluate
     from .exporter import ExportConfig, export
     from .quantize import AccuracyGuardError, QuantizeConfig, quantize
-    from .report import kib, write_report
+    from .report import accuracy_change, kib, write_report
 
     log = log or (lambda _m: None)
     device = get_device(config.device)
@@ -158,7 +158,7 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
             r = quantized.report()
             ratio = quantized.path.stat().st_size / exported.size_bytes
             log(f"  {quantized.path.name}: {ratio:.0%} of the float32 size"
-                + (f", accuracy drop {r['accuracy_drop_points']:.2f} points"
+                + (f", accuracy {accuracy_change(r['accuracy_drop_points'])}"
                    if r["accuracy_drop_points"] is not None else "")
                 + (f", top-1 agreement {r['top1_agreement']:.2%}"
                    if r["top1_agreement"] is not None else ""))

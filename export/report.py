@@ -19,6 +19,14 @@ def kib(n: int) -> str:
     return f"{n / 1024:.1f} KiB"
 
 
+def accuracy_change(drop_points: float) -> str:
+    """An accuracy drop in points as words: ``drop 0.42 points``, ``gain 0.28 points`` (a
+    quantized model can score higher, and "drop -0.28" reads as a loss), or ``no change``."""
+    if abs(drop_points) < 0.005:
+        return "no change"
+    return f"{'drop' if drop_points > 0 else 'gain'} {abs(drop_points):.2f} points"
+
+
 def _metric(ev: dict[str, Any]) -> tuple[str, float | None]:
     for key in ("accuracy", "mse"):
         if key in ev:
@@ -174,7 +182,7 @@ def markdown(report: dict[str, Any], title: str) -> str:
         drop = q.get("accuracy_drop_points")
         parts = [f"{q['method']} ({_settings_text(q['settings'])})"]
         if drop is not None:
-            parts.append(f"accuracy drop {drop:.2f} points")
+            parts.append(f"accuracy {accuracy_change(drop)}")
         if q.get("top1_agreement") is not None:
             parts.append(f"top-1 agreement {q['top1_agreement']:.2%}")
         parts.append(f"max |diff| {q['max_abs_diff']:.3g}")

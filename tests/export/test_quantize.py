@@ -252,3 +252,11 @@ def test_tidy_removes_only_what_nothing_reads():
     assert [len(n.input) for n in proto.graph.node if n.op_type == "DequantizeLinear"] == [2, 3, 3]
     assert [op.domain for op in proto.opset_import] == [""]
     assert tidy(proto) == {"value_info": 0, "opset_imports": 0, "bias_zero_points": 0}
+
+
+def test_accuracy_change_reads_as_words():
+    from edge_infer.export.report import accuracy_change
+
+    assert accuracy_change(0.4178) == "drop 0.42 points"
+    assert accuracy_change(-0.2786) == "gain 0.28 points"
+    assert accuracy_change(0.0) == accuracy_change(-0.001) == "no change"
