@@ -107,7 +107,8 @@ def keras_timings(run: Path, x: np.ndarray, y: np.ndarray | None, task: str,
     out: dict[str, Any] = quality(np.asarray(model.predict(x, verbose=0)), x, y, task)
     for name, call in (("keras model(x)", lambda b: model(b, training=False)),
                        ("keras predict", lambda b: model.predict(b, verbose=0))):
-        out[name] = {str(b): median_ms(lambda b=b: call(x[:b]), runs, warmup=3, budget_s=5.0)
+        out[name] = {str(b): median_ms(lambda b=b, call=call: call(x[:b]), runs, warmup=3,
+                                       budget_s=5.0)
                      for b in BATCHES}
     return out
 
@@ -123,9 +124,9 @@ def onnx_figures(path: str, x: np.ndarray, y: np.ndarray | None, task: str, runs
     row: dict[str, Any] = quality(out, x, y, task) | {"size_bytes": os.path.getsize(path)}
     for b in BATCHES:
         xb = np.ascontiguousarray(x[:b])
-        row[str(b)] = median_ms(lambda: model.run(xb), runs)
+        row[str(b)] = median_ms(lambda xb=xb: model.run(xb), runs)
         runner = model.bind(b)  # IO binding: inputs copied into buffers bound once
-        row[f"{b}-bound"] = median_ms(lambda: runner(xb), runs)
+        row[f"{b}-bound"] = median_ms(lambda xb=xb, runner=runner: runner(xb), runs)
     return row
 
 

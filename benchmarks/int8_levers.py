@@ -88,9 +88,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         for b in (1, 64):
             xb = np.ascontiguousarray(x[:b])
             runs = spec["runs"] if b == 1 else max(50, spec["runs"] // 10)
-            row[f"run {b}"] = median_ms(lambda: model.run(xb), runs)
+            row[f"run {b}"] = median_ms(lambda model=model, xb=xb: model.run(xb), runs)
             runner = model.bind(b)
-            row[f"bound {b}"] = median_ms(lambda: runner(xb), runs)
+            row[f"bound {b}"] = median_ms(lambda runner=runner, xb=xb: runner(xb), runs)
         row["size"] = os.path.getsize(path)
         out[name] = row
     return out

@@ -231,7 +231,7 @@ def print_report(r: dict[str, Any]) -> None:
                 rows.append((n, v, _metric(v), v.get("size_bytes")))
             else:
                 rows.append((f"onnx {n}", v, _metric(v), v.get("size_bytes")))
-                rows.append((f"  bound", {b: v[f"{b}-bound"] for b in ("1", "64")}, "", None))
+                rows.append(("  bound", {b: v[f"{b}-bound"] for b in ("1", "64")}, "", None))
         for name, v, metric, size in rows:
             if "error" in v:
                 print(f"   {name:<18}{v['error']}")

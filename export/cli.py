@@ -43,7 +43,7 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
     require_training_stack("edge-infer export")
     quiet_tensorflow()
     from .exporter import export as run_export
-    from .report import accuracy_change, kib
+    from .report import kib
 
     result = run_export(config, log=lambda m: click.echo(m, err=True))
     click.echo(f"{result.path}: {kib(result.size_bytes)}, opset {result.opset}, "

@@ -159,7 +159,7 @@ def markdown(report: dict[str, Any], title: str) -> str:
     rows = report["summary"]
     base = rows[0]
     lines = [f"# {title}", ""]
-    cfg, mach = report["config"], report["machine"]
+    mach = report["machine"]
     lines += [f"{mach['cpu']}, {mach['cores']} cores, {mach['platform']}; device profile "
               f"`{mach['device_profile']}`; onnxruntime {report['versions'].get('onnxruntime')}"
               f", tensorflow {report['versions'].get('tensorflow')}.", ""]

@@ -208,7 +208,7 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
         call: Callable[[], Any] = lambda feed=feed: model.run(feed)  # noqa: E731
         if config.io_binding:
             runner = model.bind(batch, dict(config.dims))
-            call = lambda feed=feed: runner(feed)  # noqa: E731
+            call = lambda feed=feed, runner=runner: runner(feed)  # noqa: E731
         for _ in range(config.warmup):
             call()
         times = np.empty(config.runs)
