@@ -169,8 +169,10 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("architecture", metavar="ARCH")
-@click.option("-d", "--dataset", default="digits", show_default=True, metavar="SPEC",
-              help="A dataset name, keras:NAME, or a path (.npz, .csv/.tsv, image folder).")
+@click.option("-d", "--dataset", default=None, metavar="SPEC",
+              help="A dataset name, keras:NAME, or a path (.npz, .csv/.tsv, image folder). "
+                   "Default: the architecture's embedded set, which needs no download: "
+                   "digits; waves for lstm/gru; sine for regressor.")
 @click.option("--device", default="host", show_default=True, metavar="PROFILE",
               help="Target device profile (see `edge-infer devices`): picks the recipe.")
 @click.option("-m", "--method", type=click.Choice(["auto", "dynamic", "static", "fp16"]),
@@ -187,7 +189,7 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
               help="Folder (default: runs/ARCH-DATASET, numbered if it exists).")
 @click.option("-q", "--quiet", is_flag=True, help="No training progress bar.")
 @debug_option
-def pipeline(architecture: str, dataset: str, device: str, method: str, epochs: int | None,
+def pipeline(architecture: str, dataset: str | None, device: str, method: str, epochs: int | None,
              seed: int, max_accuracy_drop: float, bench_runs: int, out: Path | None,
              quiet: bool) -> None:
     """Train ARCH, export it to ONNX with a parity proof, quantize it for the device,
@@ -196,7 +198,7 @@ def pipeline(architecture: str, dataset: str, device: str, method: str, epochs: 
     \b
     Examples:
       edge-infer pipeline cnn                      # digits, offline, a few minutes
-      edge-infer pipeline lstm --dataset waves
+      edge-infer pipeline lstm                     # waves, offline
       edge-infer pipeline cnn --device rpi5 --out runs/cnn-pi
     """
     from edge_infer.train.config import progress_verbosity

@@ -33,7 +33,7 @@ DISPLAY = {"static": "int8-static", "dynamic": "int8-dynamic", "fp16": "fp16"}
 @dataclass(frozen=True)
 class PipelineConfig:
     architecture: str
-    dataset: str = "digits"
+    dataset: str | None = None  # None: the architecture's embedded dataset (digits, waves, sine)
     device: str = "host"
     out: Path | None = None
     epochs: int | None = None
@@ -47,7 +47,9 @@ class PipelineConfig:
         from edge_infer.devices.profiles import get as get_device
         from edge_infer.train.models import get as get_arch
 
-        get_arch(self.architecture)
+        architecture = get_arch(self.architecture)
+        if self.dataset is None:  # every architecture runs offline with no options
+            object.__setattr__(self, "dataset", architecture.dataset)
         get_device(self.device)
         if self.bench_runs < 1:
             raise UsageError(f"benchmark runs must be >= 1, found {self.bench_runs}")

@@ -21,8 +21,8 @@ def _listing() -> str:
 
     lines = ["architectures:"]
     width = max(len(n) for n in ARCHITECTURES)
-    lines += [f"  {a.name.ljust(width)}  {a.description} [{', '.join(a.kinds)}]"
-              for a in ARCHITECTURES.values()]
+    lines += [f"  {a.name.ljust(width)}  {a.description} [{', '.join(a.kinds)}; "
+              f"default data: {a.dataset}]" for a in ARCHITECTURES.values()]
     lines.append("datasets:")
     names = [*DATASETS, *(f"keras:{k}" for k in KERAS_DATASETS)]
     width = max(len(n) for n in names)
@@ -35,8 +35,10 @@ def _listing() -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("architecture", required=False, metavar="ARCH")
-@click.option("-d", "--dataset", default="digits", show_default=True, metavar="SPEC",
-              help="A dataset name, keras:NAME, or a path (.npz, .csv/.tsv, image folder).")
+@click.option("-d", "--dataset", default=None, metavar="SPEC",
+              help="A dataset name, keras:NAME, or a path (.npz, .csv/.tsv, image folder). "
+                   "Default: the architecture's embedded set, which needs no download: "
+                   "digits; waves for lstm/gru; sine for regressor.")
 @click.option("-e", "--epochs", type=click.IntRange(min=1), default=None,
               help="Most epochs (default: the architecture's: 60; lstm/gru 150; gan 300). "
                    "Early stopping usually ends sooner.")
@@ -56,9 +58,9 @@ def _listing() -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--list", "show_list", is_flag=True, help="List architectures and datasets.")
 @debug_option
-def train(architecture: str | None, dataset: str, epochs: int | None, batch_size: int, seed: int,
-          out: Path | None, patience: int, learning_rate: float | None, strategy: str, quiet: bool,
-          show_list: bool) -> None:
+def train(architecture: str | None, dataset: str | None, epochs: int | None, batch_size: int,
+          seed: int, out: Path | None, patience: int, learning_rate: float | None, strategy: str,
+          quiet: bool, show_list: bool) -> None:
     """Train ARCH on a dataset and write a run folder: model.keras, history.csv,
     curves.png, confusion.png, metrics.json, model.json.
 
@@ -92,7 +94,7 @@ def train(architecture: str | None, dataset: str, epochs: int | None, batch_size
     def log(message: str) -> None:
         click.echo(message, err=True)
 
-    log(f"training {architecture} on {dataset} (seed {seed})")
+    log(f"training {architecture} on {config.dataset} (seed {seed})")
     import contextlib
     import sys
 

@@ -25,7 +25,7 @@ class TrainConfig:
     """Everything one ``edge-infer train`` run needs."""
 
     architecture: str
-    dataset: str = "digits"
+    dataset: str | None = None  # None: the architecture's embedded dataset (digits, waves, sine)
     epochs: int | None = None  # None: the architecture's default
     batch_size: int = 32
     seed: int = 0
@@ -37,6 +37,10 @@ class TrainConfig:
     deterministic: bool = True
 
     def __post_init__(self) -> None:
+        if self.dataset is None:  # every architecture trains offline with no options
+            from .models import get as get_arch
+
+            object.__setattr__(self, "dataset", get_arch(self.architecture).dataset)
         if self.epochs is not None and self.epochs < 1:
             raise UsageError(f"epochs must be >= 1, found {self.epochs}")
         if self.batch_size < 1:

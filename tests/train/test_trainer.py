@@ -32,6 +32,24 @@ def test_unknown_architecture_lists_the_known_ones():
         train(TrainConfig("resnet", "digits", verbose=0))
 
 
+def test_every_architecture_has_embedded_default_data_that_fits_it():
+    """`edge-infer train ARCH` and `edge-infer pipeline ARCH` with no --dataset run offline for
+    every architecture, not just the image ones: the default is checked against the model."""
+    from edge_infer.export.pipeline import PipelineConfig
+    from edge_infer.train.datasets import DATASETS, load_dataset
+    from edge_infer.train.models import ARCHITECTURES, DataSpec
+
+    for arch in ARCHITECTURES.values():
+        config = TrainConfig(arch.name)
+        assert config.dataset == arch.dataset == PipelineConfig(arch.name).dataset
+        assert config.dataset in DATASETS  # embedded or generated, never a download
+        data = load_dataset(config.dataset, seed=0)
+        arch.check(DataSpec(data.input_shape, data.num_classes, data.kind, data.task,
+                            data.vocab_size), data.name)
+    assert TrainConfig("lstm").dataset == "waves" and TrainConfig("cnn").dataset == "digits"
+    assert TrainConfig("lstm", "moons").dataset == "moons"  # a named dataset is kept
+
+
 def test_config_is_validated():
     with pytest.raises(UsageError, match="epochs must be >= 1"):
         TrainConfig("cnn", epochs=0)

@@ -8,7 +8,7 @@ from .base import Dataset, class_labels, image_preprocess, register, split
 
 
 @register("digits", "scikit-learn's bundled handwritten digits: 1,797 8x8 images, 10 classes "
-                    "(the embedded default)")
+                    "(the default for image models)")
 def digits(seed: int = 0) -> Dataset:
     from sklearn.datasets import load_digits
 

@@ -31,7 +31,7 @@ def mlp(spec: DataSpec):
 
 @register("regressor", kinds=("tabular",), tasks=("regression",),
           description="dense 64-64-1 regressor trained with mean squared error",
-          preprocessing="features as given")
+          preprocessing="features as given", dataset="sine")
 def regressor(spec: DataSpec):
     import keras
 

@@ -27,7 +27,7 @@ def _recurrent(spec: DataSpec, cell: str):
 # lstm and gru differ only in the cell; both take text or numeric sequences and train longer
 # at a higher learning rate than the dense and convolutional models.
 _RECURRENT = {"kinds": ("text", "sequence"), "tasks": ("classification",), "epochs": 150,
-              "learning_rate": 3e-3,
+              "learning_rate": 3e-3, "dataset": "waves",
               "preprocessing": "text: token ids from the stored vocabulary; sequences as given"}
 
 

@@ -45,6 +45,7 @@ class Architecture:
     preprocessing: str = ""
     epochs: int = 60  # defaults when the user gives none; early stopping usually ends sooner
     learning_rate: float = 1e-3
+    dataset: str = "digits"  # the embedded data it trains on when none is named: runs offline
 
     def check(self, spec: DataSpec, dataset_name: str) -> None:
         """Refuse data that does not fit, before any training starts."""
@@ -69,11 +70,11 @@ ARCHITECTURES: dict[str, Architecture] = {}
 
 def register(name: str, *, kinds: tuple[str, ...], tasks: tuple[str, ...], description: str,
              mode: str = "supervised", preprocessing: str = "", epochs: int = 60,
-             learning_rate: float = 1e-3
+             learning_rate: float = 1e-3, dataset: str = "digits"
              ) -> Callable[[Callable[[DataSpec], Any]], Callable[[DataSpec], Any]]:
     def wrap(fn: Callable[[DataSpec], Any]) -> Callable[[DataSpec], Any]:
         ARCHITECTURES[name] = Architecture(name, fn, kinds, tasks, description, mode,
-                                           preprocessing, epochs, learning_rate)
+                                           preprocessing, epochs, learning_rate, dataset)
         return fn
     return wrap
 
