@@ -125,6 +125,12 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
     from .quantize import quantize as run_quantize
 
     result = run_quantize(config, log=lambda m: click.echo(m, err=True))
+    original, quantized = result.original.size_bytes, result.quantized.size_bytes
+    if quantized >= original:  # tiny models: the quantization parameters outweigh the saving
+        click.echo(f"note: {result.path.name} is {quantized / original:.0%} of {model.name}'s "
+                   "size: at this model's size the scales, zero points and quantize operators "
+                   "outweigh what INT8 saves; keep the float32 model unless the target needs "
+                   "INT8", err=True)
     if fmt == "json":
         import json
 

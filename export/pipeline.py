@@ -58,7 +58,7 @@ class PipelineConfig:
 @dataclass
 class PipelineResult:
     path: Path
-    best: Path  # the model to deploy: quantized when the guard passed, float32 otherwise
+    best: Path  # the model to deploy: quantized when the guard passed and it is smaller
     report: dict[str, Any] = field(default_factory=dict)
 
     def run_command(self) -> str:
@@ -151,7 +151,7 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
         log(f"  {exported.path.name}: {kib(exported.size_bytes)}, parity "
             f"{exported.parity.summary()}")
         progress.start("quantize", f"{config.method} for {device.name} ({device.summary()})")
-        quantized, refused = None, None
+        quantized, refused, larger = None, None, False
         try:
             quantized = quantize(QuantizeConfig(exported.path, method=config.method,
                                                 device=device.name,
@@ -164,6 +164,13 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
                    if r["accuracy_drop_points"] is not None else "")
                 + (f", top-1 agreement {r['top1_agreement']:.2%}"
                    if r["top1_agreement"] is not None else ""))
+            # A model of a few thousand parameters can grow: the scales, zero points and
+            # quantize operators outweigh the bytes INT8 saves. Such a file has no reason to
+            # be deployed, so the float32 model is the result (the report says so).
+            larger = ratio >= 1
+            if larger:
+                log(f"  {quantized.path.name} is not smaller than float32; the float32 model "
+                    "is the result")
         except AccuracyGuardError as exc:
             refused = str(exc)
             log(f"  refused: {refused}; the float32 model is the result")
@@ -191,7 +198,8 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
         model_json = json.loads((work / "model.json").read_text())
         inputs = _sample_inputs(work, model_json)
         progress.finish()
-        best_name = DISPLAY[quantized.method] if quantized is not None else "float32"
+        best_name = DISPLAY[quantized.method] if quantized is not None and not larger \
+            else "float32"
         report = write_report(work, out, config=config, device=device, trained=trained,
                               exported=exported, quantized=quantized, refused=refused,
                               evaluation=evaluation, bench=bench, stage_seconds=progress.seconds,

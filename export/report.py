@@ -188,7 +188,12 @@ def markdown(report: dict[str, Any], title: str) -> str:
         parts.append(f"max |diff| {q['max_abs_diff']:.3g}")
         lines += ["Quantization: " + "; ".join(parts) + ".", ""]
         slower = rows[-1]["latency_b1_ms"] > base["latency_b1_ms"]
-        if slower:
+        if rows[-1]["size_bytes"] >= base["size_bytes"]:
+            lines += [f"The quantized model is not smaller than float32 "
+                      f"({rows[-1]['size_bytes'] / base['size_bytes']:.0%} of its size): at "
+                      f"this model's size the scales, zero points and quantize operators "
+                      f"outweigh what INT8 saves, so `{base['file']}` is the result.", ""]
+        elif slower:
             why = ("this CPU has no VNNI, so onnxruntime's INT8 kernels gain little over "
                    "float32, and small models are dominated by per-operator overhead"
                    if mach["host_profile"] == "x86-avx2" else

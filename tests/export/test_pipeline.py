@@ -83,6 +83,29 @@ def test_a_refused_quantization_keeps_float32(tmp_path, monkeypatch):
     assert "refused by the accuracy guard" in (result.path / "report.md").read_text()
 
 
+def test_a_quantized_model_larger_than_float32_is_not_the_result(tmp_path):
+    """The 3,217-parameter conv_autoencoder grows under static INT8 (scales, zero points and
+    quantize operators outweigh what INT8 saves): float32 is the model to run."""
+    lines: list[str] = []
+    result = pipeline(PipelineConfig("conv_autoencoder", epochs=1, bench_runs=3, verbose=0,
+                                     out=tmp_path / "run", max_accuracy_drop=100),
+                      log=lines.append)
+    report = json.loads((result.path / "report.json").read_text())
+    sizes = {r["name"]: r["size_bytes"] for r in report["summary"]}
+    assert sizes["int8-static"] >= sizes["float32"]
+    assert report["best"] == "float32" and result.best.name == "model.onnx"
+    assert any("not smaller than float32" in line for line in lines), lines
+    # `edge-infer quantize` says so too.
+    run = CliRunner().invoke(cli, ["quantize", str(result.path / "model.onnx"), "--method",
+                                   "static", "--out", str(tmp_path / "q.onnx"),
+                                   "--max-accuracy-drop", "100"])
+    assert run.exit_code == 0, run.output
+    assert "outweigh what INT8 saves; keep the float32 model" in run.stderr
+    md = (result.path / "report.md").read_text()
+    assert "not smaller than float32" in md and "still the smaller file" not in md
+    assert "edge-infer run model.onnx" in md
+
+
 def test_a_failing_stage_leaves_nothing(tmp_path, monkeypatch):
     from edge_infer.export import exporter
 
