@@ -126,11 +126,12 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
 
     result = run_quantize(config, log=lambda m: click.echo(m, err=True))
     original, quantized = result.original.size_bytes, result.quantized.size_bytes
-    if quantized >= original:  # tiny models: the quantization parameters outweigh the saving
+    if quantized >= original:
+        from .report import NOT_SMALLER
+
         click.echo(f"note: {result.path.name} is {quantized / original:.0%} of {model.name}'s "
-                   "size: at this model's size the scales, zero points and quantize operators "
-                   "outweigh what INT8 saves; keep the float32 model unless the target needs "
-                   "INT8", err=True)
+                   f"size: {NOT_SMALLER}; keep the float32 model unless the target needs INT8",
+                   err=True)
     if fmt == "json":
         import json
 

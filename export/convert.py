@@ -46,10 +46,13 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     def forward(x):
         return model(x, training=False)
 
+    from .gru import keras3_gru_rewriter
+
     function = tf.function(forward, input_signature=signature)
     try:
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
-                                                 opset=opset)
+        with keras3_gru_rewriter():
+            proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
+                                                     opset=opset)
     except Exception as exc:  # tf2onnx raises many types
         raise ConversionError(f"tf2onnx could not convert the model: {exc}") from exc
     rename_output(proto, model.layers[-1].name)

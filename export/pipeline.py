@@ -164,9 +164,8 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
                    if r["accuracy_drop_points"] is not None else "")
                 + (f", top-1 agreement {r['top1_agreement']:.2%}"
                    if r["top1_agreement"] is not None else ""))
-            # A model of a few thousand parameters can grow: the scales, zero points and
-            # quantize operators outweigh the bytes INT8 saves. Such a file has no reason to
-            # be deployed, so the float32 model is the result (the report says so).
+            # A quantized file can be no smaller (report.NOT_SMALLER says why). Such a file has
+            # no reason to be deployed, so the float32 model is the result (the report says so).
             larger = ratio >= 1
             if larger:
                 log(f"  {quantized.path.name} is not smaller than float32; the float32 model "

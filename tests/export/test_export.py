@@ -42,6 +42,8 @@ def test_parity_for_every_architecture(arch, trained_runs, tmp_path):
     assert json.loads(meta["edge_infer.source"])["tf2onnx"]
     if arch == "lstm":
         assert "LSTM" in info.op_counts()
+    if arch == "gru":  # two stacked Keras 3 GRUs: fused operators, not tf2onnx's loops
+        assert info.op_counts().get("GRU") == 2 and "Loop" not in info.op_counts()
     if arch in ("cnn", "cifar_cnn"):
         # The Keras Flatten is one constant-shape Reshape, and layout changes are Transposes.
         assert not {"Shape", "Concat"} & set(info.op_counts())
@@ -133,3 +135,28 @@ def test_cli_export_and_errors(trained_runs, tmp_path):
                                  str(tmp_path / "s.onnx"), "--tolerance", "1e-15"])
     assert strict.exit_code == 1 and "nothing was written" in strict.output
     assert not (tmp_path / "s.onnx").exists()
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_keras3_gru_is_the_fused_operator_unless_masked(masked):
+    """edge-infer's rewriter (export/gru.py) turns Keras 3 GRUs into ONNX ``GRU``; a masked one
+    stays tf2onnx's ``Loop``. Both match Keras."""
+    import keras
+    import onnxruntime as ort
+
+    from edge_infer.export.convert import keras_to_onnx
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12,), dtype="int64", name="tokens")
+    x = keras.layers.Embedding(30, 8, mask_zero=masked)(inputs)
+    x = keras.layers.GRU(16, return_sequences=True)(x)
+    x = keras.layers.GRU(8)(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    proto = keras_to_onnx(model)
+    ops = [n.op_type for n in proto.graph.node]
+    assert (ops.count("GRU"), "Loop" in ops) == ((0, True) if masked else (2, False)), ops
+    tokens = np.random.default_rng(0).integers(1, 30, (16, 12))
+    tokens[:8, -4:] = 0  # padding, which the mask skips
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: tokens})[0]
+    np.testing.assert_allclose(got, model.predict(tokens, verbose=0), atol=1e-5)
