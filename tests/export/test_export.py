@@ -44,6 +44,8 @@ def test_parity_for_every_architecture(arch, trained_runs, tmp_path):
         assert "LSTM" in info.op_counts()
     if arch == "gru":  # two stacked Keras 3 GRUs: fused operators, not tf2onnx's loops
         assert info.op_counts().get("GRU") == 2 and "Loop" not in info.op_counts()
+    if arch in ("lstm", "gru"):  # Keras' zero initial state is the operator's default
+        assert not {"Shape", "Expand"} & set(info.op_counts()), info.op_counts()
     if arch in ("cnn", "cifar_cnn"):
         # The Keras Flatten is one constant-shape Reshape, and layout changes are Transposes.
         assert not {"Shape", "Concat"} & set(info.op_counts())

@@ -1,4 +1,5 @@
-"""Graph simplifications: static flatten shapes, one-channel reshapes back to transposes."""
+"""Graph simplifications: static flatten shapes, one-channel reshapes back to transposes,
+zero initial states of recurrent layers left out."""
 
 from __future__ import annotations
 
@@ -100,3 +101,36 @@ def test_a_reshape_that_reorders_elements_stays():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert simplify(model)["restore_layout_transposes"] == 0
     assert model.graph.node[0].op_type == "Reshape"
+
+
+def _gru(initial: float):
+    """x[T,N,2] -> GRU(3) whose initial state is ``initial`` expanded to [1, N, 3] from the
+    input's batch size (what tf2onnx writes for Keras' zero state)."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Slice", ["s", "one", "two"], ["n"]),
+             helper.make_node("Concat", ["n", "three"], ["shape"], axis=0),
+             helper.make_node("Expand", ["value", "shape"], ["zeros"]),
+             helper.make_node("Unsqueeze", ["zeros", "zero"], ["h0"]),
+             helper.make_node("GRU", ["x", "w", "r", "b", "", "h0"], ["y", "h"], hidden_size=3,
+                              linear_before_reset=1)]
+    inits = [_int64("zero", 0), _int64("one", 1), _int64("two", 2), _int64("three", 3),
+             numpy_helper.from_array(np.array(initial, np.float32), "value"),
+             *(numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
+               for name, shape in (("w", (1, 9, 2)), ("r", (1, 9, 3)), ("b", (1, 18))))]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, "N", 2])],
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, "N", 3])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("initial,dropped", [(0.0, True), (0.5, False)])
+def test_a_zero_initial_state_is_left_out(initial, dropped):
+    model = _gru(initial)
+    x = np.random.default_rng(1).normal(size=(5, 4, 2)).astype(np.float32)
+    before = _run(model, x)[0]
+    assert simplify(model)["drop_zero_initial_states"] == int(dropped)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops == (["GRU"] if dropped else ["Shape", "Slice", "Concat", "Expand", "Unsqueeze",
+                                            "GRU"])
+    np.testing.assert_allclose(_run(model, x)[0], before, atol=1e-6)
