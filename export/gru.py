@@ -187,7 +187,9 @@ def rewrite(g: Any, ops: list[Any]) -> list[Any]:
 def keras3_gru_rewriter() -> Iterator[None]:
     """Run :func:`rewrite` where tf2onnx runs its own GRU rewriter: before loops are turned
     into generic ``Loop`` operators (a ``custom_rewriter`` would run after that). Without that
-    hook in a future tf2onnx, conversion goes on and GRUs stay loops."""
+    hook in a future tf2onnx, conversion goes on and GRUs stay loops. The hook is a module
+    attribute, so two conversions must not run in threads of one process at the same time
+    (tf2onnx's own global state already forbids that)."""
     from tf2onnx import tfonnx
 
     original = getattr(tfonnx, "rewrite_gru_tf2", None)
