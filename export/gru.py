@@ -13,7 +13,8 @@ size takes 0.3 ms. This module adds a tf2onnx rewriter for the Keras 3 cell:
 - on the outer graph it replaces the loop with ``GRU`` (``linear_before_reset=1``, which is
   Keras' ``reset_after=True``), W, R and B built from the frozen weights.
 
-Anything else (masking, ``reset_after=False``, other activations) is left to tf2onnx's ``Loop``,
+The candidate activation may be tanh (Keras' default), relu or sigmoid. Anything else (masking,
+``reset_after=False``, ``use_bias=False``, other activations) is left to tf2onnx's ``Loop``,
 which is correct, only slower. The exporter's parity check compares the result with Keras either
 way.
 """
@@ -26,6 +27,7 @@ from typing import Any
 
 CONTEXT = "edge_infer_keras3_gru"  # attribute set on a loop body graph that holds a Keras 3 GRU
 COMMUTATIVE = ("Add", "AddV2", "Mul")
+ACTIVATIONS = "Tanh|Relu|Sigmoid"  # the candidate activations ONNX's GRU and TF share by name
 
 
 def _pair(node: Any, first: str, second: str) -> tuple[Any, Any] | None:
@@ -81,17 +83,17 @@ def match_cell(g: Any, ops: list[Any]) -> dict[str, Any] | None:
         return None
     kept = next((m for m in h.inputs if _is(m, "Mul") and _pair(m, "Sigmoid", "Placeholder")),
                 None)
-    new = next((m for m in h.inputs if _is(m, "Mul") and _pair(m, "Sub", "Tanh")), None)
+    new = next((m for m in h.inputs if _is(m, "Mul") and _pair(m, "Sub", ACTIVATIONS)), None)
     if kept is None or new is None:
         return None
     z, state = _pair(kept, "Sigmoid", "Placeholder")
-    sub, tanh = _pair(new, "Sub", "Tanh")
+    sub, activation = _pair(new, "Sub", ACTIVATIONS)
     one = sub.inputs[0]
     if not (one.is_const() and sub.inputs[1] is z
             and float(g.get_tensor_value(one.output[0], as_list=False).reshape(-1)[0]) == 1.0):
         return None
-    # hh = tanh(x_h + r * inner_h); z = sigmoid(x_z + inner_z); r = sigmoid(x_r + inner_r)
-    candidate = _pair(tanh.inputs[0], "Split", "Mul")
+    # hh = act(x_h + r * inner_h); z = sigmoid(x_z + inner_z); r = sigmoid(x_r + inner_r)
+    candidate = _pair(activation.inputs[0], "Split", "Mul")
     gate_z = _pair(z.inputs[0], "Split", "StridedSlice")
     if candidate is None or gate_z is None:
         return None
@@ -101,7 +103,7 @@ def match_cell(g: Any, ops: list[Any]) -> dict[str, Any] | None:
     if gate_r is None or gate_z[0] is not x_split or gate_r[0] is not x_split:
         return None
     slice_z, slice_r = gate_z[1], gate_r[1]
-    order = [_output_index(node, x_split) for node in (z.inputs[0], r.inputs[0], tanh.inputs[0])]
+    order = [_output_index(node, x_split) for node in (z.inputs[0], r.inputs[0], activation.inputs[0])]
     inner = slice_z.inputs[0]
     if order != [0, 1, 2] or not all(s.inputs[0] is inner for s in (slice_r, slice_h)):
         return None
@@ -127,6 +129,7 @@ def match_cell(g: Any, ops: list[Any]) -> dict[str, Any] | None:
     indices = {"x": sequence.is_graph_input() and g.input_names.index(sequence.output[0]),
                "state": g.input_names.index(state.output[0]),
                "out": g.input_names.index(writes[0].input[0]),
+               "activation": activation.type,
                "kernel": _variable_input(g, matmul_x.inputs[1]),
                "recurrent_kernel": _variable_input(g, matmul_h.inputs[1]),
                "bias": _variable_input(g, bias_split.inputs[1])}
@@ -153,7 +156,7 @@ def rewrite(g: Any, ops: list[Any]) -> list[Any]:
         found = getattr(body, CONTEXT, None)
         if found is None:
             continue
-        names = {k: op.input[v] for k, v in found.items()}
+        names = {k: op.input[v] for k, v in found.items() if k != "activation"}
         weights = ("kernel", "recurrent_kernel", "bias")
         if not all(g.is_const(names[k]) for k in weights):
             continue
@@ -165,7 +168,7 @@ def rewrite(g: Any, ops: list[Any]) -> list[Any]:
         context.from_keras = True
         context.weights.update({"gate_kernel": kernel, "hidden_kernel": recurrent,
                                 "gate_bias": bias[0], "hidden_bias": bias[1]})
-        context.attributes["activations"] = ["Sigmoid", "Tanh"]
+        context.attributes["activations"] = ["Sigmoid", found["activation"]]
         context.attributes["linear_before_reset"] = 1
         context.onnx_input_ids["X"] = sequence.input[0]  # time major, as the loop reads it
         context.onnx_input_ids["sequence_lens"] = ""

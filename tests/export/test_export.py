@@ -162,3 +162,30 @@ def test_keras3_gru_is_the_fused_operator_unless_masked(masked):
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: tokens})[0]
     np.testing.assert_allclose(got, model.predict(tokens, verbose=0), atol=1e-5)
+
+
+def test_gru_variants_fuse_where_onnx_can_express_them():
+    """Bidirectional, backwards and relu GRUs become ``GRU``; ``reset_after=False``, a cell
+    graph the rewriter does not match, stays a ``Loop``. All of them match Keras."""
+    import keras
+    import onnxruntime as ort
+
+    from edge_infer.export.convert import keras_to_onnx
+
+    layers = keras.layers
+    variants = {"bidirectional": (layers.Bidirectional(layers.GRU(8)), True),
+                "backwards": (layers.GRU(8, go_backwards=True), True),
+                "relu": (layers.GRU(8, activation="relu"), True),
+                "reset_before": (layers.GRU(8, reset_after=False), False)}
+    x = np.random.default_rng(0).standard_normal((5, 20, 3)).astype(np.float32)
+    for name, (layer, fused) in variants.items():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((20, 3), name="sequence")
+        model = keras.Model(inputs, layers.Dense(2)(layer(inputs)))
+        proto = keras_to_onnx(model)
+        ops = {n.op_type for n in proto.graph.node}
+        assert ("GRU" in ops, "Loop" in ops) == (fused, not fused), (name, ops)
+        session = ort.InferenceSession(proto.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-5, err_msg=name)
