@@ -63,14 +63,14 @@ def _slice_start(g: Any, strided: Any) -> int | None:
     return int(g.get_tensor_value(begin.output[0], as_list=True)[-1])
 
 
-def _variable_input(g: Any, read: Any) -> int | None:
-    """The body graph input index a variable read (``Identity`` of a ``Placeholder``) comes
-    from."""
-    while read is not None and read.type == "Identity":
-        read = read.inputs[0]
-    if read is None or not read.is_graph_input():
+def _graph_input(g: Any, node: Any) -> int | None:
+    """The index of the body graph input ``node`` is, or reads through ``Identity`` (how a
+    variable read appears); ``None`` when it is not one."""
+    while node is not None and node.type == "Identity":
+        node = node.inputs[0]
+    if node is None or not node.is_graph_input():
         return None
-    return g.input_names.index(read.output[0])
+    return g.input_names.index(node.output[0])
 
 
 def match_cell(g: Any, ops: list[Any]) -> dict[str, Any] | None:
@@ -125,17 +125,15 @@ def match_cell(g: Any, ops: list[Any]) -> dict[str, Any] | None:
             and _output_index(bias_x, bias_split) == 0
             and _output_index(bias_h, bias_split) == 1):
         return None
-    sequence = matmul_x.inputs[0].inputs[0]
-    indices = {"x": sequence.is_graph_input() and g.input_names.index(sequence.output[0]),
-               "state": g.input_names.index(state.output[0]),
-               "out": g.input_names.index(writes[0].input[0]),
-               "activation": activation.type,
-               "kernel": _variable_input(g, matmul_x.inputs[1]),
-               "recurrent_kernel": _variable_input(g, matmul_h.inputs[1]),
-               "bias": _variable_input(g, bias_split.inputs[1])}
-    if any(v is None or v is False for v in indices.values()):
+    indices = {"x": _graph_input(g, matmul_x.inputs[0].inputs[0]),
+               "state": _graph_input(g, state),
+               "out": _graph_input(g, writes[0].inputs[0]),
+               "kernel": _graph_input(g, matmul_x.inputs[1]),
+               "recurrent_kernel": _graph_input(g, matmul_h.inputs[1]),
+               "bias": _graph_input(g, bias_split.inputs[1])}
+    if any(v is None for v in indices.values()):
         return None
-    return indices
+    return {**indices, "activation": activation.type}
 
 
 def rewrite(g: Any, ops: list[Any]) -> list[Any]:

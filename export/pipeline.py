@@ -158,7 +158,7 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
                                                 max_accuracy_drop=config.max_accuracy_drop),
                                  log=lambda m: log(f"  {m}"))
             r = quantized.report()
-            ratio = quantized.path.stat().st_size / exported.size_bytes
+            ratio = r["size_ratio"]  # of the written files: the report states their sizes
             log(f"  {quantized.path.name}: {ratio:.0%} of the float32 size"
                 + (f", accuracy {accuracy_change(r['accuracy_drop_points'])}"
                    if r["accuracy_drop_points"] is not None else "")

@@ -125,14 +125,11 @@ RNN_STATES = {"LSTM": (5, 6), "GRU": (5,), "RNN": (5,)}
 PASS_THROUGH = ("Unsqueeze", "Squeeze", "Cast", "Identity", "Reshape")
 
 
-def _all_zero(proto: Any, name: str) -> bool:
+def _all_zero(name: str, producer: dict[str, Any], inits: dict[str, Any]) -> bool:
     """Whether tensor ``name`` is zeros whatever the input: a zero constant, or one expanded
-    to a shape (``Expand``, ``ConstantOfShape``), through shape-only operators."""
+    to a shape (``Expand``, ``ConstantOfShape``), through shape-only operators. ``producer``
+    maps tensor names to the nodes that write them, ``inits`` names to initializers."""
     from onnx import numpy_helper
-
-    graph = proto.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    inits = _initializers(graph)
 
     def constant(value: str) -> np.ndarray | None:
         if value in inits:
@@ -168,11 +165,14 @@ def drop_zero_initial_states(proto: Any) -> int:
     input's batch size: ``Shape``, ``Cast``, ``Slice``, ``Concat``, ``Cast``, ``Expand`` and
     ``Unsqueeze`` in front of every recurrent layer. Without the input those operators are
     dead."""
+    graph = proto.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    inits = _initializers(graph)
     changed = 0
-    for node in proto.graph.node:
+    for node in graph.node:
         for index in RNN_STATES.get(node.op_type, ()):
             if len(node.input) > index and node.input[index] \
-                    and _all_zero(proto, node.input[index]):
+                    and _all_zero(node.input[index], producer, inits):
                 node.input[index] = ""
                 changed += 1
     if changed:

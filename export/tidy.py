@@ -50,6 +50,8 @@ def drop_zero_bias_points(proto: Any) -> int:
     initializer (a quantized bias). Returns the number of zero points dropped."""
     from onnx import TensorProto, numpy_helper
 
+    from .simplify import remove_dead
+
     graph = proto.graph
     initializers = {init.name: init for init in graph.initializer}
     dropped = set()
@@ -64,11 +66,7 @@ def drop_zero_bias_points(proto: Any) -> int:
         del node.input[2]
         dropped.add(zero_point.name)
     if dropped:
-        still_read = {name for node in graph.node for name in node.input}
-        live = [init for init in graph.initializer
-                if init.name not in dropped or init.name in still_read]
-        del graph.initializer[:]
-        graph.initializer.extend(live)
+        remove_dead(proto)  # the zero points no node reads any more
     return len(dropped)
 
 
