@@ -5,7 +5,7 @@ apply onnxruntime's basic offline optimisation (constant folding and redundant-n
 only: standard ONNX ops, so TensorRT, OpenVINO and every other provider can still take the
 graph) and the simplifications in :mod:`.simplify` (static flatten shapes, tf2onnx's one-channel
 layout reshapes turned back into transposes, zero initial states of recurrent layers left out),
-run ``onnx.checker``, then prove parity on real samples. Only a model that passes is written, under a temporary name renamed into place; a
+name nodes and tensors after the Keras layers and variables (:mod:`.names`), run ``onnx.checker``, then prove parity on real samples. Only a model that passes is written, under a temporary name renamed into place; a
 failure writes nothing.
 """
 
@@ -25,6 +25,7 @@ from edge_infer.runtime.atomic import atomic_open
 
 from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
 from .errors import ConversionError, ParityError, SourceError
+from .names import readable_names
 from .parity import ParityReport, check
 from .simplify import simplify
 
@@ -188,6 +189,8 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
     if config.optimize:
         proto = _optimize(proto)
         simplify(proto)
+    readable_names(proto, model.name, [layer.name for layer in model.layers],
+                   {v.path: np.asarray(v.numpy()) for v in model.weights})
     _tidy(proto)
     props = _metadata(model, info, metrics)
     set_metadata(proto, props)

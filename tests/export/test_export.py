@@ -40,10 +40,23 @@ def test_parity_for_every_architecture(arch, trained_runs, tmp_path):
     assert json.loads(meta["edge_infer.parity"])["passed"] is True
     assert len(meta["edge_infer.weights_sha256"]) == 64
     assert json.loads(meta["edge_infer.source"])["tf2onnx"]
+    # Names are the Keras model's: every kernel under its variable path, no TensorFlow scope.
+    import keras
+    import onnx
+
+    keras_model = keras.models.load_model(trained_runs[arch] / "model.keras")
+    graph = onnx.load(str(out)).graph
+    kernels = {v.path for v in keras_model.weights if v.path.endswith("kernel")}
+    assert kernels and kernels <= {i.name for i in graph.initializer}
+    layers = {layer.name for layer in keras_model.layers}
+    names = [n.name for n in graph.node] + [o for n in graph.node for o in n.output]
+    assert not [n for n in names if n.endswith(":0") or "ReadVariableOp" in n
+                or ("/" in n and n.split("/")[0] not in layers)]
     if arch == "lstm":
         assert "LSTM" in info.op_counts()
     if arch == "gru":  # two stacked Keras 3 GRUs: fused operators, not tf2onnx's loops
         assert info.op_counts().get("GRU") == 2 and "Loop" not in info.op_counts()
+        assert [n.name for n in graph.node if n.op_type == "GRU"] == ["gru/GRU", "gru_1/GRU"]
     if arch in ("lstm", "gru"):  # Keras' zero initial state is the operator's default
         assert not {"Shape", "Expand"} & set(info.op_counts()), info.op_counts()
     if arch in ("cnn", "cifar_cnn"):
