@@ -180,6 +180,94 @@ def drop_zero_initial_states(proto: Any) -> int:
     return changed
 
 
+ELEMENTWISE = ("Cast", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Equal", "Not",
+               "And", "Or", "Add", "Sub", "Mul", "Where", "Identity")
+
+
+def _index_subgraph(name: str, producer: dict[str, Any], inits: dict[str, Any],
+                    limit: int = 16) -> tuple[list[Any], str] | None:
+    """The elementwise nodes that compute tensor ``name`` from one non-constant tensor, and
+    that tensor; None when it is computed any other way."""
+    nodes: list[Any] = []
+    sources: set[str] = set()
+    seen: set[str] = set()
+    stack = [name]
+    while stack:
+        tensor = stack.pop()
+        if tensor in seen or tensor in inits:
+            continue
+        seen.add(tensor)
+        node = producer.get(tensor)
+        if node is None or node.op_type not in ELEMENTWISE:
+            sources.add(tensor)
+            continue
+        if len(nodes) == limit or node.attribute and node.op_type != "Cast":
+            return None
+        nodes.append(node)
+        stack.extend(i for i in node.input if i)
+    if len(sources) != 1 or not nodes:
+        return None
+    order = {id(n): i for i, n in enumerate(producer.values())}
+    return sorted(nodes, key=lambda n: order.get(id(n), 0)), sources.pop()
+
+
+def drop_index_wrapping(proto: Any) -> int:
+    """Feed a ``Gather`` the indices themselves where the graph only wraps negative indices
+    into range first; returns how many gathers changed.
+
+    Keras 3's ``Embedding`` looks tokens up with ``take``, which maps an index ``i < 0`` to
+    ``i + n`` before the lookup, and tf2onnx writes that ``where`` as nine operators (``Cast``,
+    ``Less``, ``Not``, ``Mul``, ``Add``...) in front of the ``Gather``. ONNX's ``Gather``
+    already reads negative indices from the end, so they compute nothing. The pass does not
+    pattern-match tf2onnx's spelling: it runs the elementwise subgraph between a graph input
+    and the ``Gather`` on every index in ``[-n, n)`` with onnxruntime and drops it only when
+    every result selects the same row as the index itself."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    graph = proto.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    inits = _initializers(graph)
+    inputs = {v.name: v for v in graph.input}
+    changed = 0
+    for gather in graph.node:
+        if gather.op_type != "Gather" or gather.input[0] not in inits:
+            continue
+        axis = next((a.i for a in gather.attribute if a.name == "axis"), 0)
+        dims = inits[gather.input[0]].dims
+        found = _index_subgraph(gather.input[1], producer, inits)
+        if found is None or not dims or found[1] not in inputs:
+            continue
+        nodes, source = found
+        n = int(dims[axis])
+        elem = inputs[source].type.tensor_type.elem_type
+        if elem not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
+            continue
+        used = {i for node in nodes for i in node.input}
+        probe = helper.make_graph(
+            list(nodes), "probe", [helper.make_tensor_value_info(source, elem, [2 * n])],
+            [helper.make_empty_tensor_value_info(gather.input[1])],
+            [inits[name] for name in used if name in inits])
+        model = helper.make_model(probe, opset_imports=proto.opset_import,
+                                  ir_version=proto.ir_version)
+        values = np.arange(-n, n, dtype=onnx.helper.tensor_dtype_to_np_dtype(elem))
+        try:
+            session = ort.InferenceSession(model.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+            wrapped = session.run(None, {source: values})[0]
+        except Exception:  # not something this check can run: leave it
+            continue
+        if (wrapped.shape == values.shape and wrapped.dtype.kind in "iu"
+                and np.all((wrapped >= -n) & (wrapped < n))
+                and np.array_equal(np.mod(wrapped, n), np.mod(values, n))):
+            gather.input[1] = source
+            changed += 1
+    if changed:
+        remove_dead(proto)
+    return changed
+
+
 def _reads(node: Any) -> set[str]:
     """Every tensor a node reads, including outer-scope names its subgraphs (If/Loop) use."""
     names = {i for i in node.input if i}
@@ -218,4 +306,5 @@ def simplify(proto: Any) -> dict[str, int]:
     shapes = _shapes(proto)
     return {"fold_reshapes": fold_reshapes(proto, shapes),
             "restore_layout_transposes": restore_layout_transposes(proto, shapes),
-            "drop_zero_initial_states": drop_zero_initial_states(proto)}
+            "drop_zero_initial_states": drop_zero_initial_states(proto),
+            "drop_index_wrapping": drop_index_wrapping(proto)}

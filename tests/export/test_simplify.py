@@ -134,3 +134,42 @@ def test_a_zero_initial_state_is_left_out(initial, dropped):
     assert ops == (["GRU"] if dropped else ["Shape", "Slice", "Concat", "Expand", "Unsqueeze",
                                             "GRU"])
     np.testing.assert_allclose(_run(model, x)[0], before, atol=1e-6)
+
+
+def _embedding(index_nodes: list, vocab: int = 7):
+    """tokens[N, 3] -> (index arithmetic) -> Gather rows of a [vocab, 2] table."""
+    table = np.arange(vocab * 2, dtype=np.float32).reshape(vocab, 2)
+    nodes = [*index_nodes, helper.make_node("Gather", ["table", "idx"], ["y"], axis=0)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 2])],
+        [numpy_helper.from_array(table, "table"), _int64("zero", 0), _int64("n", vocab),
+         _int64("one", 1)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_negative_index_wrapping_before_a_gather_is_dropped():
+    """Keras' take() wraps i < 0 to i + n before the lookup; ONNX Gather already does."""
+    from edge_infer.export.simplify import drop_index_wrapping
+
+    wrap = [helper.make_node("Less", ["tokens", "zero"], ["neg"]),
+            helper.make_node("Add", ["tokens", "n"], ["shifted"]),
+            helper.make_node("Where", ["neg", "shifted", "tokens"], ["idx"])]
+    model = _embedding(wrap)
+    tokens = np.array([[0, 3, 6], [-1, -7, 2]], np.int64)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    before = session.run(None, {"tokens": tokens})[0]
+    assert drop_index_wrapping(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["Gather"]
+    assert model.graph.node[0].input[1] == "tokens"
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"tokens": tokens})[0], before)
+
+
+def test_index_arithmetic_that_changes_the_row_is_kept():
+    from edge_infer.export.simplify import drop_index_wrapping
+
+    shift = [helper.make_node("Add", ["tokens", "one"], ["idx"])]  # a real offset
+    model = _embedding(shift)
+    assert drop_index_wrapping(model) == 0
+    assert [n.op_type for n in model.graph.node] == ["Add", "Gather"]
