@@ -59,6 +59,8 @@ def test_parity_for_every_architecture(arch, trained_runs, tmp_path):
     if arch == "gru":  # two stacked Keras 3 GRUs: fused operators, not tf2onnx's loops
         assert info.op_counts().get("GRU") == 2 and "Loop" not in info.op_counts()
         assert [n.name for n in graph.node if n.op_type == "GRU"] == ["gru/GRU", "gru_1/GRU"]
+    if arch == "conv_autoencoder":  # each UpSampling2D is one Resize, not eight moves
+        assert info.op_counts().get("Resize") == 2 and "Tile" not in info.op_counts()
     if arch in ("lstm", "gru"):  # Keras' zero initial state is the operator's default
         assert not {"Shape", "Expand"} & set(info.op_counts()), info.op_counts()
     if arch in ("cnn", "cifar_cnn"):

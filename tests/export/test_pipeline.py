@@ -84,20 +84,21 @@ def test_a_refused_quantization_keeps_float32(tmp_path, monkeypatch):
 
 
 def test_a_quantized_model_larger_than_float32_is_not_the_result(tmp_path):
-    """The 3,217-parameter conv_autoencoder grows under static INT8 (scales, zero points and
-    quantize operators cost more than INT8 saves): float32 is the model to run."""
+    """onnxruntime has no integer GRU: dynamic INT8 quantizes only the small dense head of the
+    zoo's GRU and adds its scales and quantize operators, so the file grows (101%): float32
+    is the model to run."""
     lines: list[str] = []
-    result = pipeline(PipelineConfig("conv_autoencoder", epochs=1, bench_runs=3, verbose=0,
+    result = pipeline(PipelineConfig("gru", epochs=1, bench_runs=3, verbose=0,
                                      out=tmp_path / "run", max_accuracy_drop=100),
                       log=lines.append)
     report = json.loads((result.path / "report.json").read_text())
     sizes = {r["name"]: r["size_bytes"] for r in report["summary"]}
-    assert sizes["int8-static"] >= sizes["float32"]
+    assert sizes["int8-dynamic"] >= sizes["float32"]
     assert report["best"] == "float32" and result.best.name == "model.onnx"
     assert any("not smaller than float32" in line for line in lines), lines
     # `edge-infer quantize` says so too.
     run = CliRunner().invoke(cli, ["quantize", str(result.path / "model.onnx"), "--method",
-                                   "static", "--out", str(tmp_path / "q.onnx"),
+                                   "dynamic", "--out", str(tmp_path / "q.onnx"),
                                    "--max-accuracy-drop", "100"])
     assert run.exit_code == 0, run.output
     assert "quantization saved nothing here" in run.stderr

@@ -173,3 +173,40 @@ def test_index_arithmetic_that_changes_the_row_is_kept():
     model = _embedding(shift)
     assert drop_index_wrapping(model) == 0
     assert [n.op_type for n in model.graph.node] == ["Add", "Gather"]
+
+
+def _repeat_graph(tile_axis: int):
+    """x[N, 2, 3, 4] -> Unsqueeze at ``tile_axis`` -> Tile x2 there -> Reshape to
+    [N, 2, 6, 4]. With the new axis after H (4) that is numpy.repeat along H, which is what
+    tf2onnx writes for a Keras 3 UpSampling; before H (3) it is numpy.tile, which is not."""
+    reps = [1, 1, 1, 1, 1]
+    reps[tile_axis] = 2
+    nodes = [helper.make_node("Unsqueeze", ["x", "axis"], ["u"]),
+             helper.make_node("Tile", ["u", "reps"], ["t"]),
+             helper.make_node("Reshape", ["t", "shape"], ["r"]),
+             helper.make_node("Relu", ["r"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 6, 4])],
+        [_int64("axis", tile_axis), _int64("reps", *reps), _int64("shape", -1, 2, 6, 4)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_repeating_run_of_moves_becomes_one_resize():
+    from edge_infer.export.simplify import fold_upsampling
+
+    model = _repeat_graph(tile_axis=3)
+    x = np.random.default_rng(0).normal(size=(2, 2, 3, 4)).astype(np.float32)
+    before = _run(model, x)[0]
+    np.testing.assert_array_equal(before, np.maximum(np.repeat(x, 2, axis=2), 0))
+    assert fold_upsampling(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["Resize", "Relu"]
+    np.testing.assert_array_equal(_run(model, x)[0], before)
+
+
+def test_a_run_that_tiles_instead_of_repeating_is_kept():
+    from edge_infer.export.simplify import fold_upsampling
+
+    model = _repeat_graph(tile_axis=2)
+    assert fold_upsampling(model) == 0
+    assert [n.op_type for n in model.graph.node] == ["Unsqueeze", "Tile", "Reshape", "Relu"]

@@ -1,0 +1,68 @@
+"""Two ONNX files of one model, before and after a graph change: same inputs, outputs checked
+to agree, calls alternating so that neither file gets the quieter moments of a shared machine.
+
+    python benchmarks/compare.py before.onnx after.onnx [--runs 3000] [--batch 1 --batch 64]
+
+``edge-infer bench A B`` times A's runs, then B's; on this 2-core shared machine the model
+measured first was up to 20% slower at batch 1 for no reason of its own. This script is what
+the figures for the export's graph simplifications come from (export/simplify.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+
+def _inputs(session: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    feed = {}
+    for spec in session.get_inputs():
+        shape = [batch if i == 0 else (d if isinstance(d, int) else 1)
+                 for i, d in enumerate(spec.shape)]
+        if "int" in spec.type:
+            feed[spec.name] = rng.integers(0, 10, shape).astype(np.int64)
+        else:
+            feed[spec.name] = rng.random(shape, dtype=np.float32)
+    return feed
+
+
+def compare(before: str, after: str, batch: int, runs: int) -> tuple[float, float, float]:
+    """Median microseconds per call of each file, and the largest output difference."""
+    sessions = [ort.InferenceSession(p, providers=["CPUExecutionProvider"])
+                for p in (before, after)]
+    feed = _inputs(sessions[0], batch)
+    outs = [s.run(None, feed)[0] for s in sessions]
+    diff = float(np.abs(outs[0].astype(np.float64) - outs[1]).max())
+    names = [[o.name for o in s.get_outputs()] for s in sessions]
+    times: list[list[float]] = [[], []]
+    for _ in range(max(20, runs // 10)):
+        for s, n in zip(sessions, names):
+            s.run(n, feed)
+    for r in range(runs):
+        for k in ((0, 1) if r % 2 else (1, 0)):
+            start = time.perf_counter()
+            sessions[k].run(names[k], feed)
+            times[k].append(time.perf_counter() - start)
+    return float(np.median(times[0]) * 1e6), float(np.median(times[1]) * 1e6), diff
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("before")
+    parser.add_argument("after")
+    parser.add_argument("--batch", type=int, action="append")
+    parser.add_argument("--runs", type=int, default=3000)
+    args = parser.parse_args()
+    print(f"onnxruntime {ort.__version__}; {args.runs} alternating runs; median per call")
+    for batch in args.batch or [1, 64]:
+        a, b, diff = compare(args.before, args.after, batch, args.runs)
+        print(f"batch {batch}: before {a:.1f} us, after {b:.1f} us ({a / b:.2f}x), "
+              f"largest output difference {diff:.2g}")
+
+
+if __name__ == "__main__":
+    main()
