@@ -94,14 +94,16 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
               help="7-bit weights, for x86 CPUs without VNNI (default: the device's).")
 @click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
               metavar="POINTS", help="Refuse (write nothing) past this accuracy loss.")
+@click.option("-x", "--exclude", multiple=True, metavar="LAYER",
+              help="Keep this Keras layer (or node) in float; repeatable.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Default: MODEL.int8.onnx or MODEL.fp16.onnx.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @debug_option
 def quantize(model: Path, method: str, dataset: str | None, calibration_size: int,
              per_channel: bool, calibrate: str, device: str, activation_type: str | None,
-             reduce_range: bool | None, max_accuracy_drop: float, out: Path | None,
-             fmt: str) -> None:
+             reduce_range: bool | None, max_accuracy_drop: float, exclude: tuple[str, ...],
+             out: Path | None, fmt: str) -> None:
     """Quantize MODEL to INT8 or FP16, evaluate both side by side, and write the result
     only if accuracy holds.
 
@@ -110,6 +112,7 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
       edge-infer quantize runs/cnn/model.onnx
       edge-infer quantize runs/lstm/model.onnx --method dynamic --format json
       edge-infer quantize runs/cnn/model.onnx --device rpi5
+      edge-infer quantize runs/cnn/model.onnx --method static --exclude conv2d
     """
     from .quantize import QuantizeConfig
 
@@ -117,7 +120,7 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
                             calibration_size=calibration_size, per_channel=per_channel,
                             calibrate=calibrate, device=device,
                             activation_type=activation_type, reduce_range=reduce_range,
-                            max_accuracy_drop=max_accuracy_drop, out=out)
+                            max_accuracy_drop=max_accuracy_drop, out=out, exclude=exclude)
     from edge_infer.runtime.errors import ExtraMissingError
 
     ExtraMissingError.require("edge-infer quantize", "train", "onnx", "sympy")

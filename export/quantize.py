@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,8 +55,10 @@ class QuantizeConfig:
     reduce_range: bool | None = None  # None: the device profile's
     max_accuracy_drop: float = 1.0
     out: Path | None = None
+    exclude: tuple[str, ...] = ()  # layers (node-name prefixes) kept in float
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "exclude", tuple(self.exclude))
         if self.method not in METHODS:
             raise UnknownNameError("quantization method", self.method, METHODS)
         if self.calibrate not in CALIBRATIONS:
@@ -93,12 +96,40 @@ def register(name: str, description: str, suffix: str, alternatives: str):
     return wrap
 
 
+def layers_of(proto: Any) -> list[str]:
+    """The layer names a graph's node names carry (``conv2d`` for ``conv2d/BiasAdd``), in
+    graph order: what ``--exclude`` accepts."""
+    seen: dict[str, None] = {}
+    for node in proto.graph.node:
+        if "/" in node.name:
+            seen.setdefault(node.name.split("/")[0], None)
+    return list(seen)
+
+
+def excluded_nodes(proto: Any, names: Sequence[str]) -> list[str]:
+    """The nodes ``--exclude NAME`` keeps in float: those named ``NAME`` or ``NAME/...`` (a
+    layer of the exported Keras model; see export/names.py). An unknown name is refused with
+    the names that exist."""
+    nodes = [n.name for n in proto.graph.node]
+    chosen: list[str] = []
+    for name in names:
+        prefix = name.rstrip("/") + "/"
+        matched = [n for n in nodes if n == name or n.startswith(prefix)]
+        if not matched:
+            layers = layers_of(proto)
+            raise UsageError(f"--exclude {name}: no layer or node of that name; the model's "
+                             f"layers are {', '.join(layers) if layers else '(none named)'}")
+        chosen.extend(m for m in matched if m not in chosen)
+    return chosen
+
+
 def _quant_type(q: Any, name: str) -> Any:
     return q.QuantType.QUInt8 if name == "uint8" else q.QuantType.QInt8
 
 
 @register("dynamic", "INT8 weights, activations quantized at run time", "int8",
-          "try --method static (convolutional models) or --method fp16")
+          "try --method static (convolutional models), --exclude LAYER for the most "
+          "sensitive layers, or --method fp16")
 def _dynamic(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
     import logging
 
@@ -116,8 +147,17 @@ def _dynamic(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarr
     advice = NoPreprocessAdvice()
     logging.getLogger().addFilter(advice)
     try:
+        import onnx
+
+        proto = onnx.load(str(src), load_external_data=False)
+        excluded = excluded_nodes(proto, config.exclude)
+        # The dynamic quantizer first splits every Gemm into NAME_MatMul and NAME_Add
+        # (onnx_model.replace_gemm_with_matmul) and matches the exclusions after that.
+        gemms = {n.name for n in proto.graph.node if n.op_type == "Gemm"}
+        excluded += [f"{name}_MatMul" for name in excluded if name in gemms]
         q.quantize_dynamic(str(src), str(dst), weight_type=q.QuantType.QInt8,
-                           per_channel=config.per_channel, reduce_range=bool(config.reduce_range))
+                           per_channel=config.per_channel, reduce_range=bool(config.reduce_range),
+                           nodes_to_exclude=excluded)
     finally:
         logging.getLogger().removeFilter(advice)
 
@@ -144,7 +184,8 @@ def calibration_reader(model: Path, samples: np.ndarray) -> Any:
 
 @register("static", "QDQ INT8, per-channel weights, calibrated activations, float head", "int8",
           "try --reduce-range, --calibrate entropy or percentile, more --calibration-size, "
-          "--per-tensor, or --method fp16")
+          "--exclude LAYER for the most sensitive layers (often the first or the last), "
+          "or --method fp16")
 def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
     import onnx
     from onnxruntime import quantization as q
@@ -154,7 +195,9 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         q.quant_pre_process(str(src), str(prepared))
-        heads = head_activations(onnx.load(str(prepared), load_external_data=False))
+        proto = onnx.load(str(prepared), load_external_data=False)
+        heads = head_activations(proto)
+        excluded = excluded_nodes(proto, config.exclude)
         method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                   "percentile": q.CalibrationMethod.Percentile}[config.calibrate]
         q.quantize_static(str(prepared), str(dst), calibration_reader(src, calibration),
@@ -162,7 +205,8 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
                           per_channel=config.per_channel,
                           activation_type=_quant_type(q, config.activation_type),
                           weight_type=q.QuantType.QInt8, calibrate_method=method,
-                          reduce_range=bool(config.reduce_range), nodes_to_exclude=heads)
+                          reduce_range=bool(config.reduce_range),
+                          nodes_to_exclude=heads + [n for n in excluded if n not in heads])
     if heads:
         model = onnx.load(str(dst))
         if float_head(model, heads):
@@ -175,7 +219,10 @@ def _fp16(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray)
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(dst))
+    model = onnx.load(str(src))
+    excluded = excluded_nodes(model, config.exclude)
+    onnx.save(convert_float_to_float16(model, keep_io_types=True, node_block_list=excluded),
+              str(dst))
 
 
 def choose_method(model: Path, device: str = "host") -> str:
@@ -342,6 +389,12 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     method = config.method
     recipe = RECIPES[method]
     out = Path(config.out) if config.out else src.with_name(f"{src.stem}.{recipe.suffix}.onnx")
+    if config.exclude:  # unknown names are refused before any work
+        import onnx
+
+        kept = excluded_nodes(onnx.load(str(src), load_external_data=False), config.exclude)
+        log(f"keeping {len(kept)} operator{'s' if len(kept) != 1 else ''} in float: "
+            f"{', '.join(config.exclude)}")
     calibration, x, y, task = load_data(src, config.dataset, config.calibration_size, log)
     types = (f", {config.activation_type} activations" if method == "static" else "") + \
         (", reduce_range" if config.reduce_range and method in ("static", "dynamic") else "")
@@ -389,6 +442,8 @@ def _note_foreign_target(device: str, log: Log) -> None:
 def _settings(config: QuantizeConfig) -> dict[str, Any]:
     """What produced the model: enough to redo it."""
     settings: dict[str, Any] = {"device": config.device}
+    if config.exclude:
+        settings["exclude"] = list(config.exclude)
     if config.method in ("static", "dynamic"):
         settings.update(per_channel=config.per_channel, reduce_range=config.reduce_range,
                         weight_type="int8")

@@ -261,3 +261,39 @@ def test_accuracy_change_reads_as_words():
     assert accuracy_change(0.4178) == "drop 0.42 points"
     assert accuracy_change(-0.2786) == "gain 0.28 points"
     assert accuracy_change(0.0) == accuracy_change(-0.001) == "no change"
+
+
+@pytest.mark.parametrize("method", ["static", "dynamic", "fp16"])
+def test_excluded_layers_stay_float(exported, tmp_path, method):
+    """``--exclude LAYER`` keeps a Keras layer's operators in float32 (exported names are the
+    Keras layers', export/names.py); the other layers are still quantized."""
+    import onnx
+
+    arch, layer, other = ("lstm", "probabilities", "lstm") if method == "dynamic" \
+        else ("cnn", "conv2d", "conv2d_1")
+    out = tmp_path / f"{method}.onnx"
+    result = quantize(QuantizeConfig(exported[arch], method=method, out=out,
+                                     exclude=(layer,), max_accuracy_drop=100))
+    assert result.settings["exclude"] == [layer]
+    graph = onnx.load(str(out)).graph
+    inits = {i.name: i.data_type for i in graph.initializer}
+    # The excluded kernel is the float32 original, read by its operator directly.
+    assert inits[f"{layer}/kernel"] == onnx.TensorProto.FLOAT
+    reader = next(n for n in graph.node if f"{layer}/kernel" in n.input)
+    assert reader.op_type in ("Conv", "Gemm", "MatMul")
+    # Another layer is quantized (dynamic INT8 and fp16 rename nothing: compare types).
+    quantized = [name for name, t in inits.items() if name.startswith(f"{other}/")
+                 and t != onnx.TensorProto.FLOAT]
+    assert quantized, inits
+
+
+def test_an_unknown_layer_to_exclude_is_refused_with_the_layers(exported, tmp_path):
+    from edge_infer.runtime.errors import UsageError
+
+    out = tmp_path / "x.onnx"
+    with pytest.raises(UsageError, match="--exclude conv9: no layer.*conv2d, max_pooling2d"):
+        quantize(QuantizeConfig(exported["cnn"], method="static", out=out, exclude=("conv9",)))
+    assert not out.exists()
+    result = CliRunner().invoke(cli, ["quantize", str(exported["cnn"]), "-x", "conv9"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "the model's layers are conv2d" in result.output
