@@ -69,7 +69,19 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
                  f"{q.latency_ms:.3f} ms  ({o.latency_ms / q.latency_ms:.2f}x)"))
     w0 = max(len(a) for a, _, _ in rows)
     w1 = max(len(b) for _, b, _ in rows)
-    return "\n".join(f"{a.ljust(w0)}  {b.ljust(w1)}  {c}".rstrip() for a, b, c in rows)
+    table = "\n".join(f"{a.ljust(w0)}  {b.ljust(w1)}  {c}".rstrip() for a, b, c in rows)
+    if r.layers:
+        from .sensitivity import worst_jump
+
+        worst = worst_jump(r.layers)
+        width = max(len(e.layer) for e in r.layers)
+        lines = ["", "", "output error per layer (accumulated; relative to float32, and as SQNR):"]
+        for e in r.layers:
+            mark = "  <- largest jump" if worst is not None and e.layer == worst.layer else ""
+            sqnr = "inf" if e.relative_error == 0 else f"{e.sqnr_db:.1f}"
+            lines.append(f"  {e.layer.ljust(width)}  {e.relative_error:7.2%}  {sqnr:>6} dB{mark}")
+        table += "\n".join(lines)
+    return table
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,6 +108,8 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
               metavar="POINTS", help="Refuse (write nothing) past this accuracy loss.")
 @click.option("-x", "--exclude", multiple=True, metavar="LAYER",
               help="Keep this Keras layer (or node) in float; repeatable.")
+@click.option("--per-layer", is_flag=True,
+              help="Also report each layer's output error against float32.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Default: MODEL.int8.onnx or MODEL.fp16.onnx.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
@@ -103,7 +117,7 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 def quantize(model: Path, method: str, dataset: str | None, calibration_size: int,
              per_channel: bool, calibrate: str, device: str, activation_type: str | None,
              reduce_range: bool | None, max_accuracy_drop: float, exclude: tuple[str, ...],
-             out: Path | None, fmt: str) -> None:
+             per_layer: bool, out: Path | None, fmt: str) -> None:
     """Quantize MODEL to INT8 or FP16, evaluate both side by side, and write the result
     only if accuracy holds.
 
@@ -120,7 +134,8 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
                             calibration_size=calibration_size, per_channel=per_channel,
                             calibrate=calibrate, device=device,
                             activation_type=activation_type, reduce_range=reduce_range,
-                            max_accuracy_drop=max_accuracy_drop, out=out, exclude=exclude)
+                            max_accuracy_drop=max_accuracy_drop, out=out, exclude=exclude,
+                            per_layer=per_layer)
     from edge_infer.runtime.errors import ExtraMissingError
 
     ExtraMissingError.require("edge-infer quantize", "train", "onnx", "sympy")

@@ -32,10 +32,13 @@ from edge_infer.runtime.atomic import atomic_open
 from edge_infer.runtime.errors import EdgeInferError, UnknownNameError, UsageError
 from edge_infer.runtime.predictions import predicted_classes
 
+from .sensitivity import LayerError, layer_errors, worst_jump
+
 METHODS = ("auto", "dynamic", "static", "fp16")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 INT8_TYPES = ("uint8", "int8")
 Log = Callable[[str], None]
+PER_LAYER_SAMPLES = 512  # enough for a stable error figure, cheap on any zoo model
 
 
 class AccuracyGuardError(EdgeInferError):
@@ -56,6 +59,7 @@ class QuantizeConfig:
     max_accuracy_drop: float = 1.0
     out: Path | None = None
     exclude: tuple[str, ...] = ()  # layers (node-name prefixes) kept in float
+    per_layer: bool = False  # report each layer's output error (sensitivity.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude", tuple(self.exclude))
@@ -362,6 +366,7 @@ class QuantizeResult:
     agreement: float | None
     max_abs_diff: float
     settings: dict[str, Any] = field(default_factory=dict)
+    layers: list[LayerError] | None = None  # with --per-layer, or when the guard refused
 
     @property
     def drop_points(self) -> float | None:
@@ -377,7 +382,9 @@ class QuantizeResult:
                 "accuracy_drop_points": self.drop_points, "top1_agreement": self.agreement,
                 "max_abs_diff": self.max_abs_diff,
                 "size_ratio": self.quantized.size_bytes / self.original.size_bytes,
-                "speedup": self.original.latency_ms / self.quantized.latency_ms}
+                "speedup": self.original.latency_ms / self.quantized.latency_ms,
+                **({"layers": [e.to_dict() for e in self.layers]}
+                   if self.layers is not None else {})}
 
 
 def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
@@ -415,11 +422,19 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         result = QuantizeResult(out, method, original, quantized, agreement, diff,
                                 settings=_settings(config))
         drop = result.drop_points
-        if drop is not None and drop > config.max_accuracy_drop:
+        refused = drop is not None and drop > config.max_accuracy_drop
+        if config.per_layer or refused:
+            result.layers = layer_errors(src, candidate, x[:PER_LAYER_SAMPLES])
+        if refused:
+            worst = worst_jump(result.layers or [])
+            hint = (f"; the error grows most at layer {worst.layer} (its output is "
+                    f"{worst.relative_error:.1%} off): try --exclude {worst.layer}"
+                    if worst is not None else "")
             raise AccuracyGuardError(
                 f"{method} lowers accuracy by {drop:.2f} points ({original.value:.4f} -> "
                 f"{quantized.value:.4f}), more than --max-accuracy-drop "
-                f"{config.max_accuracy_drop:g}; nothing was written; {recipe.alternatives}")
+                f"{config.max_accuracy_drop:g}; nothing was written{hint}; "
+                f"{recipe.alternatives}")
         _write_metadata(src, candidate, result)
         with atomic_open(out, "wb") as fh, open(candidate, "rb") as src_fh:
             shutil.copyfileobj(src_fh, fh)

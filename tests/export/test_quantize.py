@@ -62,10 +62,10 @@ def test_accuracy_guard_refuses_and_writes_nothing(exported, tmp_path, monkeypat
     import onnx
     from onnx import numpy_helper
 
-    def ruin(src, dst, config, calibration):
+    def ruin(src, dst, config, calibration):  # one layer's weights, zeroed
         model = onnx.load(str(src))
         for init in model.graph.initializer:
-            if init.data_type == onnx.TensorProto.FLOAT:
+            if init.name == "conv2d_1/kernel":
                 init.CopyFrom(numpy_helper.from_array(
                     np.zeros(tuple(init.dims), np.float32), init.name))
         onnx.save(model, str(dst))
@@ -73,8 +73,11 @@ def test_accuracy_guard_refuses_and_writes_nothing(exported, tmp_path, monkeypat
     monkeypatch.setitem(qmod.RECIPES, "dynamic", Recipe("dynamic", "ruins the weights", "int8",
                                                         "try something else", ruin))
     out = tmp_path / "bad.onnx"
+    # The refusal names the layer where the output error jumps (export/sensitivity.py).
     with pytest.raises(AccuracyGuardError, match=r"lowers accuracy by .* points.*nothing was "
-                                                 r"written; try something else"):
+                                                 r"written; the error grows most at layer "
+                                                 r"conv2d_1 .*try --exclude conv2d_1; "
+                                                 r"try something else"):
         quantize(QuantizeConfig(exported["cnn"], method="dynamic", out=out,
                                 max_accuracy_drop=0.5))
     assert not out.exists()
@@ -297,3 +300,19 @@ def test_an_unknown_layer_to_exclude_is_refused_with_the_layers(exported, tmp_pa
     result = CliRunner().invoke(cli, ["quantize", str(exported["cnn"]), "-x", "conv9"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "the model's layers are conv2d" in result.output
+
+
+def test_per_layer_errors_follow_the_graph_and_stay_small_on_a_good_recipe(exported, tmp_path):
+    """Each Keras layer's output, compared after the Quantize/Dequantize pair the next layer
+    reads (the quantizer drops a Relu the uint8 range clips: the tensor before the pair is
+    not the layer's output)."""
+    result = quantize(QuantizeConfig(exported["cnn"], method="static", per_layer=True,
+                                     out=tmp_path / "q.onnx", max_accuracy_drop=100))
+    layers = result.report()["layers"]
+    assert [e["layer"] for e in layers] == ["conv2d", "max_pooling2d", "conv2d_1",
+                                           "max_pooling2d_1", "flatten", "probabilities"]
+    assert all(0 < e["relative_error"] < 0.2 and e["sqnr_db"] > 14 for e in layers), layers
+    table = CliRunner().invoke(cli, ["quantize", str(exported["cnn"]), "--per-layer", "-o",
+                                     str(tmp_path / "q2.onnx"), "--max-accuracy-drop", "100"])
+    assert table.exit_code == 0, table.output
+    assert "output error per layer" in table.output and "<- largest jump" in table.output
