@@ -57,6 +57,26 @@ class Node:
     domain: str
     inputs: list[str]
     outputs: list[str]
+    name: str = ""
+
+    @property
+    def layer(self) -> str | None:
+        """The first scope of the node's name (``conv2d_1`` for ``conv2d_1/BiasAdd``, also
+        PyTorch's ``/features/features.0/Conv``), or None for an unscoped name."""
+        parts = self.name.lstrip("/").split("/")
+        return parts[0] if len(parts) > 1 and parts[0] else None
+
+
+@dataclass
+class Layer:
+    """Nodes sharing a name scope: a Keras layer in edge-infer's exports."""
+
+    name: str
+    operators: int
+    parameters: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "operators": self.operators, "parameters": self.parameters}
 
 
 @dataclass
@@ -95,6 +115,28 @@ class ModelInfo:
         counts = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
                          for n in self.nodes)
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def layers(self) -> list[Layer]:
+        """Layers in the order their last operator runs, with their operators and the
+        parameters they read (each initializer counted once, for the first layer that reads
+        it); empty when no node name has a scope. These are the names
+        ``edge-infer quantize --exclude`` takes."""
+        sizes = {i.name: i.size for i in self.initializers}
+        layers: dict[str, Layer] = {}
+        last: dict[str, int] = {}
+        counted: set[str] = set()
+        for index, node in enumerate(self.nodes):
+            name = node.layer
+            if name is None:
+                continue
+            layer = layers.setdefault(name, Layer(name, 0, 0))
+            layer.operators += 1
+            last[name] = index  # a QDQ model dequantizes every weight first: order by the end
+            for tensor in node.inputs:
+                if tensor in sizes and tensor not in counted:
+                    counted.add(tensor)
+                    layer.parameters += sizes[tensor]
+        return sorted(layers.values(), key=lambda layer: last[layer.name])
 
     def weight_types(self) -> dict[str, int]:
         """Parameter count per element type."""
@@ -264,6 +306,8 @@ def _parse_node(buf: memoryview, span: tuple[int, int], info: ModelInfo) -> None
             node.inputs.append(pb.text(buf, value))  # type: ignore[arg-type]
         elif number == 2:
             node.outputs.append(pb.text(buf, value))  # type: ignore[arg-type]
+        elif number == 3:
+            node.name = pb.text(buf, value)  # type: ignore[arg-type]
         elif number == 4:
             node.op_type = pb.text(buf, value)  # type: ignore[arg-type]
         elif number == 7:

@@ -37,6 +37,7 @@ def info_dict(info: Any) -> dict[str, Any]:
         "quantization": info.quantization(),
         "nodes": len(info.nodes),
         "operators": info.op_counts(),
+        "layers": [layer.to_dict() for layer in info.layers()],
         "metadata": info.metadata,
     }
 
@@ -93,6 +94,14 @@ def info_table(d: dict[str, Any]) -> str:
     ops = [f"{op} {n}" for op, n in d["operators"].items()]
     for i in range(0, len(ops), 6):
         lines.append("  " + ", ".join(ops[i:i + 6]))
+    if d["layers"]:
+        lines.append(f"layers ({len(d['layers'])}, from node names; `quantize --exclude` "
+                     "takes them):")
+        nw = max(len(layer["name"]) for layer in d["layers"])
+        for layer in d["layers"]:
+            n = layer["operators"]
+            lines.append(f"  {layer['name'].ljust(nw)}  {n:>3} operator{'s' if n != 1 else ' '}"
+                         f"  {layer['parameters']:>10,} parameters")
     return "\n".join(lines)
 
 
@@ -103,7 +112,7 @@ def info_table(d: dict[str, Any]) -> str:
 @debug_option
 def info(model_path: str, fmt: str) -> None:
     """Show what MODEL holds: inputs, outputs, opsets, producer, size, parameters,
-    metadata, quantization (QDQ, QOperator, dynamic, FP16) and operator counts."""
+    metadata, quantization (QDQ, QOperator, dynamic, FP16), operator counts and layers."""
     from ..modelfile import read_model_info
 
     d = info_dict(read_model_info(model_path))

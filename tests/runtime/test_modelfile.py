@@ -120,3 +120,24 @@ def test_empty_garbage_and_truncated_files(models, tmp_path):
             read_model_info(tmp_path / "cut.onnx")
     with pytest.raises(ModelFileError, match="does not exist"):
         read_model_info(tmp_path / "missing.onnx")
+
+
+def test_layers_come_from_node_name_scopes(tmp_path):
+    """Keras-style ``dense/MatMul`` and PyTorch-style ``/fc/Gemm`` scopes both make layers;
+    an unscoped node belongs to none. Parameters are counted once, for the first reader."""
+    w = numpy_helper.from_array(np.ones((3, 4), np.float32), "dense/kernel")
+    v = numpy_helper.from_array(np.ones((4, 2), np.float32), "fc.weight")
+    nodes = [helper.make_node("MatMul", ["x", "dense/kernel"], ["h"], name="dense/MatMul"),
+             helper.make_node("Relu", ["h"], ["r"], name="dense/Relu"),
+             helper.make_node("Identity", ["r"], ["i"], name="Identity__3"),
+             helper.make_node("Gemm", ["i", "fc.weight"], ["g"], name="/fc/Gemm"),
+             helper.make_node("MatMul", ["r", "dense/kernel"], ["unused"], name="/fc/MatMul"),
+             helper.make_node("Relu", ["g"], ["y"], name="/fc/Relu")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         ["N", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+                              [w, v])
+    path = save(graph, tmp_path / "m.onnx")
+    layers = [(layer.name, layer.operators, layer.parameters)
+              for layer in read_model_info(path).layers()]
+    assert layers == [("dense", 2, 12), ("fc", 3, 8)]
