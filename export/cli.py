@@ -208,6 +208,8 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
 @click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
               metavar="POINTS", help="Past this loss the quantized model is refused and the "
                                      "float32 one is the result.")
+@click.option("-x", "--exclude", multiple=True, metavar="LAYER",
+              help="Keep this Keras layer in float when quantizing; repeatable.")
 @click.option("--bench-runs", type=click.IntRange(min=1), default=200, show_default=True,
               help="Timed runs per model and batch size.")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -215,8 +217,8 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
 @click.option("-q", "--quiet", is_flag=True, help="No training progress bar.")
 @debug_option
 def pipeline(architecture: str, dataset: str | None, device: str, method: str, epochs: int | None,
-             seed: int, max_accuracy_drop: float, bench_runs: int, out: Path | None,
-             quiet: bool) -> None:
+             seed: int, max_accuracy_drop: float, exclude: tuple[str, ...], bench_runs: int,
+             out: Path | None, quiet: bool) -> None:
     """Train ARCH, export it to ONNX with a parity proof, quantize it for the device,
     evaluate and benchmark both models, and write report.md and report.json.
 
@@ -232,8 +234,8 @@ def pipeline(architecture: str, dataset: str | None, device: str, method: str, e
 
     config = PipelineConfig(architecture=architecture, dataset=dataset, device=device, out=out,
                             epochs=epochs, seed=seed, method=method,
-                            max_accuracy_drop=max_accuracy_drop, bench_runs=bench_runs,
-                            verbose=progress_verbosity(quiet))
+                            max_accuracy_drop=max_accuracy_drop, exclude=exclude,
+                            bench_runs=bench_runs, verbose=progress_verbosity(quiet))
     from edge_infer.runtime.errors import ExtraMissingError
 
     ExtraMissingError.require("edge-infer pipeline", "train", "tensorflow", "tf2onnx", "onnx",

@@ -40,6 +40,7 @@ class PipelineConfig:
     seed: int = 0
     method: str = "auto"
     max_accuracy_drop: float = 1.0
+    exclude: tuple[str, ...] = ()  # layers kept in float by the quantizer
     bench_runs: int = 200
     verbose: int | str = "auto"
 
@@ -51,6 +52,7 @@ class PipelineConfig:
         if self.dataset is None:  # every architecture runs offline with no options
             object.__setattr__(self, "dataset", architecture.dataset)
         get_device(self.device)
+        object.__setattr__(self, "exclude", tuple(self.exclude))
         if self.bench_runs < 1:
             raise UsageError(f"benchmark runs must be >= 1, found {self.bench_runs}")
 
@@ -155,7 +157,8 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
         try:
             quantized = quantize(QuantizeConfig(exported.path, method=config.method,
                                                 device=device.name,
-                                                max_accuracy_drop=config.max_accuracy_drop),
+                                                max_accuracy_drop=config.max_accuracy_drop,
+                                                exclude=config.exclude, per_layer=True),
                                  log=lambda m: log(f"  {m}"))
             r = quantized.report()
             ratio = r["size_ratio"]  # of the written files: the report states their sizes

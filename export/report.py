@@ -79,10 +79,23 @@ def _settings_text(settings: dict[str, Any]) -> str:
         parts.append(f"{settings['weight_type']} weights")
     if settings.get("reduce_range"):
         parts.append("reduce_range")
+    if settings.get("exclude"):
+        parts.append("float layers " + ", ".join(settings["exclude"]))
     if "calibrate" in settings:
         parts.append(f"{settings['calibrate']} calibration on {settings['calibration_size']} "
                      "samples")
     return ", ".join(parts)
+
+
+def _layer_lines(layers: list[dict[str, Any]]) -> list[str]:
+    """The per-layer output error (export/sensitivity.py) as a markdown table."""
+    lines = ["Output error per layer, accumulated along the graph (where it jumps is the layer "
+             "to keep in float with `--exclude`):", "", "| layer | relative error | SQNR |",
+             "|---|---:|---:|"]
+    for e in layers:
+        sqnr = "exact" if e["sqnr_db"] is None else f"{e['sqnr_db']:.1f} dB"
+        lines.append(f"| {e['layer']} | {e['relative_error']:.2%} | {sqnr} |")
+    return lines + [""]
 
 
 def _machine(device: Any) -> dict[str, Any]:
@@ -98,7 +111,8 @@ def _commands(config: Any, out: Path, method: str, device: str) -> list[str]:
             + (f" --epochs {config.epochs}" if config.epochs else ""),
             f"edge-infer export {out}",
             f"edge-infer quantize {out / 'model.onnx'} --method {method} --device {device} "
-            f"--max-accuracy-drop {config.max_accuracy_drop:g}",
+            f"--max-accuracy-drop {config.max_accuracy_drop:g}"
+            + "".join(f" --exclude {layer}" for layer in getattr(config, "exclude", ())),
             f"edge-infer evaluate {out / 'model.onnx'}"]
 
 
@@ -193,6 +207,8 @@ def markdown(report: dict[str, Any], title: str) -> str:
             parts.append(f"top-1 agreement {q['top1_agreement']:.2%}")
         parts.append(f"max |diff| {q['max_abs_diff']:.3g}")
         lines += ["Quantization: " + "; ".join(parts) + ".", ""]
+        if q.get("layers"):
+            lines += _layer_lines(q["layers"])
         slower = rows[-1]["latency_b1_ms"] > base["latency_b1_ms"]
         if rows[-1]["size_bytes"] >= base["size_bytes"]:
             lines += [f"The quantized model is not smaller than float32 "
