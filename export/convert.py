@@ -4,7 +4,7 @@
 wrapped in a ``tf.function`` with an explicit input signature whose batch dimension is dynamic,
 and converted with ``from_function``: exact parity, and LSTM/GRU come out as the fused ONNX ops.
 tf2onnx names outputs after TensorFlow tensors (``Identity:0``); they are renamed to the Keras
-output layer's name so that the runtime shows ``probabilities``, not ``Identity:0``.
+outputs' names so that the runtime shows ``probabilities``, not ``Identity:0``.
 """
 
 from __future__ import annotations
@@ -34,17 +34,19 @@ def check_opset(opset: int) -> int:
 
 
 def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
-    """The ONNX ``ModelProto`` of a Keras model, with readable input and output names."""
+    """The ONNX ``ModelProto`` of a Keras model, with readable input and output names. Models
+    with several inputs take them in ``model.inputs`` order; several outputs keep
+    ``model.outputs`` order and are named after their Keras outputs."""
     import tensorflow as tf
     import tf2onnx
 
-    inp = model.inputs[0]
-    input_name = inp.name
-    signature = (tf.TensorSpec((None, *inp.shape[1:]), inp.dtype, name=input_name),)
+    signature = tuple(tf.TensorSpec((None, *inp.shape[1:]), inp.dtype, name=inp.name)
+                      for inp in model.inputs)
+    single = len(signature) == 1
 
     @tf.autograph.experimental.do_not_convert
-    def forward(x):
-        return model(x, training=False)
+    def forward(*xs):
+        return model(xs[0] if single else list(xs), training=False)
 
     from .gru import keras3_gru_rewriter
 
@@ -55,20 +57,36 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
                                                      opset=opset)
     except Exception as exc:  # tf2onnx raises many types
         raise ConversionError(f"tf2onnx could not convert the model: {exc}") from exc
-    rename_output(proto, model.layers[-1].name)
+    rename_outputs(proto, output_names(model))
     return proto
 
 
-def rename_output(proto: Any, name: str) -> None:
-    """Rename the graph's single output (``Identity:0``) everywhere it is referenced."""
+def output_names(model: Any) -> list[str]:
+    """The Keras names of a model's outputs (``probabilities``), in ``model.outputs`` order."""
+    names = list(getattr(model, "output_names", None) or [])
+    if len(names) == len(model.outputs) and len(set(names)) == len(names):
+        return names
+    if len(model.outputs) == 1:
+        return [model.layers[-1].name]
+    return [f"output_{i}" for i in range(len(model.outputs))]
+
+
+def rename_outputs(proto: Any, names: list[str]) -> None:
+    """Rename the graph's outputs (``Identity:0``, ``Identity_1:0``) everywhere they are
+    referenced; nothing changes when the counts differ or a name is taken."""
     graph = proto.graph
-    if len(graph.output) != 1 or graph.output[0].name == name:
+    if len(graph.output) != len(names):
         return
-    old = graph.output[0].name
-    graph.output[0].name = name
+    renames = {o.name: new for o, new in zip(graph.output, names) if o.name != new}
+    taken = ({i.name for i in graph.input} | {i.name for i in graph.initializer}
+             | {o for n in graph.node for o in n.output}) - set(renames)
+    if set(renames.values()) & taken:
+        return
+    for output in graph.output:
+        output.name = renames.get(output.name, output.name)
     for node in graph.node:
-        node.output[:] = [name if o == old else o for o in node.output]
-        node.input[:] = [name if i == old else i for i in node.input]
+        node.output[:] = [renames.get(o, o) for o in node.output]
+        node.input[:] = [renames.get(i, i) for i in node.input]
 
 
 def set_metadata(proto: Any, props: dict[str, str]) -> None:

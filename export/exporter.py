@@ -27,7 +27,7 @@ from edge_infer.runtime.atomic import atomic_open
 from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
 from .errors import ConversionError, ParityError, SourceError
 from .names import readable_names
-from .parity import ParityReport, check
+from .parity import ParityReport, check_all
 from .simplify import simplify
 
 Log = Callable[[str], None]
@@ -92,26 +92,31 @@ def _versions() -> dict[str, str]:
 
 
 def _samples(model: Any, run_dir: Path | None, info: dict[str, Any], count: int,
-             log: Log) -> np.ndarray:
-    """Real inputs: the run's samples.npz, else the dataset's test split, else noise."""
-    if run_dir is not None and (run_dir / "samples.npz").is_file():
-        with np.load(run_dir / "samples.npz") as data:
-            return data["x"][:count]
-    spec = info.get("dataset_spec")
-    if spec:
-        try:
-            from edge_infer.train.datasets import load_dataset
+             log: Log) -> list[np.ndarray]:
+    """Real inputs, one array per model input: the run's samples.npz, else the dataset's test
+    split, else noise (the only choice for a bare multi-input model)."""
+    if len(model.inputs) == 1:
+        if run_dir is not None and (run_dir / "samples.npz").is_file():
+            with np.load(run_dir / "samples.npz") as data:
+                return [data["x"][:count]]
+        spec = info.get("dataset_spec")
+        if spec:
+            try:
+                from edge_infer.train.datasets import load_dataset
 
-            return load_dataset(spec, seed=info.get("seed", 0)).x_test[:count]
-        except Exception as exc:  # offline Keras sets, moved files: fall back, but say so
-            log(f"warning: cannot load dataset {spec} for the parity check ({exc})")
-    inp = model.inputs[0]
+                return [load_dataset(spec, seed=info.get("seed", 0)).x_test[:count]]
+            except Exception as exc:  # offline Keras sets, moved files: fall back, but say so
+                log(f"warning: cannot load dataset {spec} for the parity check ({exc})")
     log("warning: no real samples found; checking parity on random inputs")
-    shape = (min(count, 64), *inp.shape[1:])
     rng = np.random.default_rng(0)
-    if "int" in str(inp.dtype):
-        return rng.integers(0, 10, size=shape).astype(np.int64)
-    return rng.random(shape, dtype=np.float32)
+    arrays = []
+    for inp in model.inputs:
+        shape = (min(count, 64), *[d if d is not None else 1 for d in inp.shape[1:]])
+        if "int" in str(inp.dtype):
+            arrays.append(rng.integers(0, 10, size=shape).astype(np.int64))
+        else:
+            arrays.append(rng.random(shape, dtype=np.float32))
+    return arrays
 
 
 def _metadata(model: Any, info: dict[str, Any], metrics: dict[str, Any]) -> dict[str, str]:
@@ -156,11 +161,19 @@ def _tidy(proto: Any) -> None:
     declare_used_opsets(proto)
 
 
-def _run_onnx(data: bytes, x: np.ndarray) -> np.ndarray:
+def _run_onnx(data: bytes, xs: list[np.ndarray]) -> list[np.ndarray]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    feed = {spec.name: x for spec, x in zip(session.get_inputs(), xs)}
+    return session.run(None, feed)
+
+
+def _keras_outputs(model: Any, xs: list[np.ndarray]) -> list[np.ndarray]:
+    out = model(xs[0] if len(xs) == 1 else xs, training=False)
+    if isinstance(out, dict):  # a dict of outputs comes back in model.outputs order by name
+        out = [out[name] for name in getattr(model, "output_names", sorted(out))]
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
 def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
@@ -201,12 +214,16 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
     except onnx.checker.ValidationError as exc:
         raise ConversionError(f"the converted model fails onnx.checker: {exc}") from None
 
-    x = _samples(model, run_dir, info, config.samples, log)
-    keras_out = np.asarray(model(x, training=False))
-    onnx_out = _run_onnx(proto.SerializeToString(), x)
-    classifier = info.get("task") == "classification" or (
-        not info and keras_out.ndim == 2 and keras_out.shape[1] > 1)
-    parity = check(keras_out, onnx_out, tolerance=config.tolerance, classifier=classifier)
+    xs = _samples(model, run_dir, info, config.samples, log)
+    keras_outs = _keras_outputs(model, xs)
+    onnx_outs = _run_onnx(proto.SerializeToString(), xs)
+    if len(onnx_outs) != len(keras_outs):
+        raise ConversionError(f"the ONNX model has {len(onnx_outs)} outputs, the Keras model "
+                              f"{len(keras_outs)}")
+    classifiers = [info.get("task") == "classification" or (
+        not info and out.ndim == 2 and out.shape[1] > 1) for out in keras_outs]
+    parity = check_all(keras_outs, onnx_outs, tolerance=config.tolerance,
+                       classifiers=classifiers)
     if not parity.passed:
         raise ParityError(f"ONNX and Keras disagree: {parity.summary()}; nothing was written")
     props["edge_infer.parity"] = json.dumps(parity.to_dict())

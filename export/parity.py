@@ -42,3 +42,20 @@ def check(keras_out: np.ndarray, onnx_out: np.ndarray, *, tolerance: float,
     return ParityReport(samples=int(len(a)), max_abs_diff=float(diff.max()) if diff.size else 0.0,
                         mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
                         top1_agreement=agreement, tolerance=tolerance)
+
+
+def check_all(keras_outs: list[np.ndarray], onnx_outs: list[np.ndarray], *, tolerance: float,
+              classifiers: list[bool]) -> ParityReport:
+    """Every output of a model: the largest difference over all of them, the mean over all
+    values, and the lowest top-1 agreement among the classifier outputs."""
+    reports = [check(k, o, tolerance=tolerance, classifier=c)
+               for k, o, c in zip(keras_outs, onnx_outs, classifiers)]
+    if len(reports) == 1:
+        return reports[0]
+    sizes = [np.asarray(k).size for k in keras_outs]
+    agreements = [r.top1_agreement for r in reports if r.top1_agreement is not None]
+    return ParityReport(
+        samples=reports[0].samples, max_abs_diff=max(r.max_abs_diff for r in reports),
+        mean_abs_diff=float(sum(r.mean_abs_diff * n for r, n in zip(reports, sizes))
+                            / max(sum(sizes), 1)),
+        top1_agreement=min(agreements) if agreements else None, tolerance=tolerance)

@@ -25,9 +25,10 @@ def _config(out: Path, **kw) -> PipelineConfig:
 def finished(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipe") / "cnn"
     lines: list[str] = []
-    # One epoch: the guard is opened wide here; its refusal has its own test. The first
-    # convolution stays float (--exclude), which the report must say.
-    return pipeline(_config(out, max_accuracy_drop=100, exclude=["conv2d"]),
+    # One epoch: the guard is opened wide here; its refusal has its own test. The classifier
+    # layer (named by the zoo, unlike Keras' numbered conv2d_N) stays float (--exclude), which
+    # the report must say.
+    return pipeline(_config(out, max_accuracy_drop=100, exclude=["probabilities"]),
                     log=lines.append), lines
 
 
@@ -56,11 +57,11 @@ def test_pipeline_writes_every_artifact_and_a_consistent_report(finished):
     assert "| int8-static | `model.int8.onnx` |" in md and "![tradeoff](tradeoff.png)" in md
     assert "edge-infer quantize" in md and "edge-infer run model.int8.onnx inputs/" in md
     # The excluded layer and the per-layer errors are in both reports and the commands.
-    assert report["quantization"]["settings"]["exclude"] == ["conv2d"]
-    assert [e["layer"] for e in report["quantization"]["layers"]][:3] == \
-        ["conv2d", "max_pooling2d", "conv2d_1"]
-    assert "float layers conv2d" in md and "| conv2d_1 |" in md
-    assert any(c.endswith("--exclude conv2d") for c in report["commands"])
+    assert report["quantization"]["settings"]["exclude"] == ["probabilities"]
+    layers = [e["layer"] for e in report["quantization"]["layers"]]
+    assert len(layers) == 6 and layers[0].startswith("conv2d") and layers[-1] == "probabilities"
+    assert "float layers probabilities" in md and f"| {layers[0]} |" in md
+    assert any(c.endswith("--exclude probabilities") for c in report["commands"])
 
 
 def test_the_printed_run_command_works(finished):
