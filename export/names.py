@@ -66,7 +66,12 @@ class _Namer:
     def plain(self, name: str) -> str:
         """The name with the model scope and the layer scope's suffix removed, no ``:0``."""
         layer, rest = self.layer_of(name)
-        text = "/".join([layer, *rest]) if layer else name
+        if layer:
+            text = "/".join([layer, *rest])
+        else:  # an op of the model itself (a mask, say): without the model scope
+            parts = name.split("/")
+            text = "/".join(parts[1:]) if len(parts) > 1 and self.model_scope.match(parts[0]) \
+                else name
         return text[:-2] if text.endswith(":0") else text
 
 

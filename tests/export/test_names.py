@@ -39,8 +39,10 @@ def _graph(kernel_scope: str = "net_1/dense_1_2"):
                          name="ReduceSum__11", keepdims=0),
         helper.make_node("Loop", ["trips", "", dense], ["looped"], body=loop_body,
                          name=f"{kernel_scope}/loop"),
-        helper.make_node("ReduceSum", ["looped", "axes__10"], ["t"], keepdims=0),
-        helper.make_node("Add", ["ReduceSum__11:0", "t"], ["y"], name="net_1/out_1/Add"),
+        helper.make_node("ReduceSum", ["looped", "axes__10"], ["net_1/sum:0"],
+                         name="net_1/sum", keepdims=0),
+        helper.make_node("Add", ["ReduceSum__11:0", "net_1/sum:0"], ["y"],
+                         name="net_1/out_1/Add"),
     ]
     inits = [numpy_helper.from_array(KERNEL.copy(), f"{kernel_scope}/Cast/ReadVariableOp:0"),
              numpy_helper.from_array(RECURRENT.copy(), "R__7"),
@@ -85,6 +87,8 @@ def test_names_follow_the_keras_layers_and_variables():
     # A node that reads no variable keeps tf2onnx's name (less its ":0"), as do shared
     # constants.
     assert list(nodes["ReduceSum__11"].input) == ["rnn/Gemm", "axes__10"]
+    # An op of the model itself loses the model scope.
+    assert list(nodes["sum"].output) == ["sum"] and "out/Add" in nodes
     # The loop body reads the outer tensor under its new name.
     body_inputs = [i for n in nodes["dense_1/loop"].attribute[0].g.node for i in n.input]
     assert "dense_1/BiasAdd" in body_inputs
