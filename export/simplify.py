@@ -290,8 +290,9 @@ def fold_upsampling(proto: Any, shapes: Shapes | None = None) -> int:
                 continue
             scale_name = _add_initializer(graph, f"{target}/scales",
                                           np.array(scales, np.float32))
-            resize = helper.make_node(
-                "Resize", [source, "", scale_name], [target], name=f"{target}/Resize",
+            scope = run[0].name.rsplit("/", 1)[0] if "/" in run[0].name else target
+            resize = helper.make_node(  # named in the layer's scope: up_sampling2d/Repeat/Resize
+                "Resize", [source, "", scale_name], [target], name=f"{scope}/Resize",
                 mode="nearest", coordinate_transformation_mode="asymmetric",
                 nearest_mode="floor")
             position = list(graph.node).index(run[-1])
