@@ -322,6 +322,14 @@ def _fits(x: np.ndarray, shape: tuple | None) -> bool:
 def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str | None]:
     """Calibration inputs, evaluation inputs and targets, and the task."""
+    from edge_infer.runtime.modelfile import read_model_info
+
+    names = [spec.name for spec in read_model_info(model).inputs]
+    if len(names) > 1:  # datasets and samples.npz hold one input array
+        raise UsageError(f"{model.name} has {len(names)} inputs ({', '.join(names)}); "
+                         "quantizing needs calibration and evaluation data for each, and "
+                         "datasets hold one input array: only single-input models can be "
+                         "quantized for now")
     run = _run_dir(model)
     info = json.loads((run / "model.json").read_text()) if run else {}
     task = info.get("task")
@@ -329,7 +337,6 @@ def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
     spec = dataset or (info.get("dataset_spec") if task != "generation" else None)
     if spec:
         from edge_infer.runtime.metadata import ModelMetadata
-        from edge_infer.runtime.modelfile import read_model_info
         from edge_infer.train.datasets import load_dataset
 
         try:

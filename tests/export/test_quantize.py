@@ -327,3 +327,18 @@ def test_per_layer_errors_follow_the_graph_and_stay_small_on_a_good_recipe(expor
                                      str(tmp_path / "q2.onnx"), "--max-accuracy-drop", "100"])
     assert table.exit_code == 0, table.output
     assert "output error per layer" in table.output and "<- largest jump" in table.output
+
+
+def test_a_model_with_two_inputs_is_refused_with_a_reason(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["y"])], "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 2]) for n in "ab"],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])])
+    path = tmp_path / "two.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    result = CliRunner().invoke(cli, ["quantize", str(path), "--method", "dynamic"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "has 2 inputs (a, b)" in result.output and "single-input" in result.output
