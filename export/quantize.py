@@ -507,6 +507,7 @@ def _write_metadata(src: Path, dst: Path, result: QuantizeResult) -> None:
         result.quantized.size_bytes = size
         report = result.report()
         report.pop("path")
+        report.pop("layers", None)  # a diagnosis for the user, not something to ship
         props["edge_infer.quantization"] = json.dumps(report) + " " * pad
         set_metadata(model, props)
         data = model.SerializeToString()

@@ -323,6 +323,9 @@ def test_per_layer_errors_follow_the_graph_and_stay_small_on_a_good_recipe(expor
     assert [e["layer"].rstrip("_0123456789") for e in layers] == [
         "conv2d", "max_pooling2d", "conv2d", "max_pooling2d", "flatten", "probabilities"]
     assert all(0 < e["relative_error"] < 0.2 and e["sqnr_db"] > 14 for e in layers), layers
+    # A diagnosis for the user: the shipped model does not carry it.
+    stored = json.loads(Model(result.path).metadata.raw["edge_infer.quantization"])
+    assert "layers" not in stored and stored["method"] == "static"
     table = CliRunner().invoke(cli, ["quantize", str(exported["cnn"]), "--per-layer", "-o",
                                      str(tmp_path / "q2.onnx"), "--max-accuracy-drop", "100"])
     assert table.exit_code == 0, table.output
