@@ -110,6 +110,9 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
               help="Keep this Keras layer (or node) in float; repeatable.")
 @click.option("--per-layer", is_flag=True,
               help="Also report each layer's output error against float32.")
+@click.option("--auto-exclude", type=click.IntRange(min=0), default=0, show_default=True,
+              metavar="N", help="When the accuracy guard refuses, keep the layer where the "
+                                "error jumps in float and retry, up to N layers.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Default: MODEL.int8.onnx or MODEL.fp16.onnx.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
@@ -117,7 +120,7 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 def quantize(model: Path, method: str, dataset: str | None, calibration_size: int,
              per_channel: bool, calibrate: str, device: str, activation_type: str | None,
              reduce_range: bool | None, max_accuracy_drop: float, exclude: tuple[str, ...],
-             per_layer: bool, out: Path | None, fmt: str) -> None:
+             per_layer: bool, auto_exclude: int, out: Path | None, fmt: str) -> None:
     """Quantize MODEL to INT8 or FP16, evaluate both side by side, and write the result
     only if accuracy holds.
 
@@ -135,7 +138,7 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
                             calibrate=calibrate, device=device,
                             activation_type=activation_type, reduce_range=reduce_range,
                             max_accuracy_drop=max_accuracy_drop, out=out, exclude=exclude,
-                            per_layer=per_layer)
+                            per_layer=per_layer, auto_exclude=auto_exclude)
     from edge_infer.runtime.errors import ExtraMissingError
 
     ExtraMissingError.require("edge-infer quantize", "train", "onnx", "sympy")
@@ -210,6 +213,9 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
                                      "float32 one is the result.")
 @click.option("-x", "--exclude", multiple=True, metavar="LAYER",
               help="Keep this Keras layer in float when quantizing; repeatable.")
+@click.option("--auto-exclude", type=click.IntRange(min=0), default=0, show_default=True,
+              metavar="N", help="When the accuracy guard refuses, keep the layer where the "
+                                "error jumps in float and retry, up to N layers.")
 @click.option("--bench-runs", type=click.IntRange(min=1), default=200, show_default=True,
               help="Timed runs per model and batch size.")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -217,8 +223,8 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
 @click.option("-q", "--quiet", is_flag=True, help="No training progress bar.")
 @debug_option
 def pipeline(architecture: str, dataset: str | None, device: str, method: str, epochs: int | None,
-             seed: int, max_accuracy_drop: float, exclude: tuple[str, ...], bench_runs: int,
-             out: Path | None, quiet: bool) -> None:
+             seed: int, max_accuracy_drop: float, exclude: tuple[str, ...], auto_exclude: int,
+             bench_runs: int, out: Path | None, quiet: bool) -> None:
     """Train ARCH, export it to ONNX with a parity proof, quantize it for the device,
     evaluate and benchmark both models, and write report.md and report.json.
 
@@ -235,7 +241,8 @@ def pipeline(architecture: str, dataset: str | None, device: str, method: str, e
     config = PipelineConfig(architecture=architecture, dataset=dataset, device=device, out=out,
                             epochs=epochs, seed=seed, method=method,
                             max_accuracy_drop=max_accuracy_drop, exclude=exclude,
-                            bench_runs=bench_runs, verbose=progress_verbosity(quiet))
+                            auto_exclude=auto_exclude, bench_runs=bench_runs,
+                            verbose=progress_verbosity(quiet))
     from edge_infer.runtime.errors import ExtraMissingError
 
     ExtraMissingError.require("edge-infer pipeline", "train", "tensorflow", "tf2onnx", "onnx",

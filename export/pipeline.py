@@ -41,6 +41,7 @@ class PipelineConfig:
     method: str = "auto"
     max_accuracy_drop: float = 1.0
     exclude: tuple[str, ...] = ()  # layers kept in float by the quantizer
+    auto_exclude: int = 0  # on a refusal, layers the quantizer may keep in float and retry
     bench_runs: int = 200
     verbose: int | str = "auto"
 
@@ -158,7 +159,8 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
             quantized = quantize(QuantizeConfig(exported.path, method=config.method,
                                                 device=device.name,
                                                 max_accuracy_drop=config.max_accuracy_drop,
-                                                exclude=config.exclude, per_layer=True),
+                                                exclude=config.exclude, per_layer=True,
+                                                auto_exclude=config.auto_exclude),
                                  log=lambda m: log(f"  {m}"))
             r = quantized.report()
             ratio = r["size_ratio"]  # of the written files: the report states their sizes

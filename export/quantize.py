@@ -60,6 +60,7 @@ class QuantizeConfig:
     out: Path | None = None
     exclude: tuple[str, ...] = ()  # layers (node-name prefixes) kept in float
     per_layer: bool = False  # report each layer's output error (sensitivity.py)
+    auto_exclude: int = 0  # on a refusal, keep up to this many layers in float and retry
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude", tuple(self.exclude))
@@ -74,6 +75,8 @@ class QuantizeConfig:
         get(self.device)  # an unknown profile is refused before any work
         if self.calibration_size < 1:
             raise UsageError(f"calibration size must be >= 1, found {self.calibration_size}")
+        if self.auto_exclude < 0:
+            raise UsageError(f"auto-exclude must be >= 0 layers, found {self.auto_exclude}")
         if self.max_accuracy_drop < 0:
             raise UsageError(f"max accuracy drop must be >= 0 points, found "
                              f"{self.max_accuracy_drop}")
@@ -417,30 +420,42 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         f"{types}); evaluating on {len(x)} samples")
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "quantized.onnx"
-        recipe.apply(src, candidate, config, calibration)
-        _tidy_file(candidate)
-        original = evaluate_onnx(src, x, y, task)
-        quantized = evaluate_onnx(candidate, x, y, task)
-        agreement = (float(np.mean(predicted_classes(original.outputs)
-                                   == predicted_classes(quantized.outputs)))
-                     if task == "classification" else None)
-        diff = float(np.max(np.abs(original.outputs.astype(np.float64)
-                                   - quantized.outputs.astype(np.float64))))
-        result = QuantizeResult(out, method, original, quantized, agreement, diff,
-                                settings=_settings(config))
-        drop = result.drop_points
-        refused = drop is not None and drop > config.max_accuracy_drop
-        if config.per_layer or refused:
-            result.layers = layer_errors(src, candidate, x[:PER_LAYER_SAMPLES])
-        if refused:
-            worst = worst_jump(result.layers or [])
+        original: Evaluation | None = None
+        excluded = list(config.exclude)
+        for attempt in range(config.auto_exclude + 1):
+            config = replace(config, exclude=tuple(excluded))
+            recipe.apply(src, candidate, config, calibration)
+            _tidy_file(candidate)
+            if original is None:  # timed right after the quantizer, like the quantized model
+                original = evaluate_onnx(src, x, y, task)
+            quantized = evaluate_onnx(candidate, x, y, task)
+            agreement = (float(np.mean(predicted_classes(original.outputs)
+                                       == predicted_classes(quantized.outputs)))
+                         if task == "classification" else None)
+            diff = float(np.max(np.abs(original.outputs.astype(np.float64)
+                                       - quantized.outputs.astype(np.float64))))
+            result = QuantizeResult(out, method, original, quantized, agreement, diff,
+                                    settings=_settings(config))
+            drop = result.drop_points
+            refused = drop is not None and drop > config.max_accuracy_drop
+            if config.per_layer or refused:
+                result.layers = layer_errors(src, candidate, x[:PER_LAYER_SAMPLES])
+            if not refused:
+                break
+            worst = worst_jump(result.layers or [], skip=excluded)
+            if worst is not None and attempt < config.auto_exclude:
+                log(f"{method} lowers accuracy by {drop:.2f} points; the error jumps at "
+                    f"{worst.layer}: keeping it in float and quantizing again")
+                excluded.append(worst.layer)
+                continue
             hint = (f"; the error grows most at layer {worst.layer} (its output is "
                     f"{worst.relative_error:.1%} off): try --exclude {worst.layer}"
                     if worst is not None else "")
+            tried = (f" (with {', '.join(excluded)} in float)" if excluded else "")
             raise AccuracyGuardError(
-                f"{method} lowers accuracy by {drop:.2f} points ({original.value:.4f} -> "
-                f"{quantized.value:.4f}), more than --max-accuracy-drop "
-                f"{config.max_accuracy_drop:g}; nothing was written{hint}; "
+                f"{method}{tried} lowers accuracy by {drop:.2f} points "
+                f"({original.value:.4f} -> {quantized.value:.4f}), more than "
+                f"--max-accuracy-drop {config.max_accuracy_drop:g}; nothing was written{hint}; "
                 f"{recipe.alternatives}")
         _write_metadata(src, candidate, result)
         with atomic_open(out, "wb") as fh, open(candidate, "rb") as src_fh:

@@ -16,6 +16,7 @@ write that both graphs hold under the same name (the quantizers keep the float t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -112,14 +113,14 @@ def layer_errors(original: Path, quantized: Path, x: np.ndarray,
             for (layer, tensor), n, s in zip(pairs, noise, signal)]
 
 
-def worst_jump(errors: list[LayerError]) -> LayerError | None:
+def worst_jump(errors: list[LayerError], skip: Sequence[str] = ()) -> LayerError | None:
     """The layer whose output error grows most over the layer before it (as a ratio; the
     first layer is compared with a tenth of a percent): the first candidate for
-    ``--exclude``."""
+    ``--exclude``. Layers in ``skip`` (already in float) are not candidates."""
     best, best_ratio, previous = None, 1.0, 1e-3
     for e in errors:
         ratio = e.relative_error / max(previous, 1e-12)
-        if ratio > best_ratio:
+        if ratio > best_ratio and e.layer not in skip:
             best, best_ratio = e, ratio
         previous = max(e.relative_error, 1e-12)
     return best

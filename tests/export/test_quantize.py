@@ -345,3 +345,40 @@ def test_a_model_with_two_inputs_is_refused_with_a_reason(tmp_path):
     result = CliRunner().invoke(cli, ["quantize", str(path), "--method", "dynamic"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "has 2 inputs (a, b)" in result.output and "single-input" in result.output
+
+
+def test_auto_exclude_keeps_the_layer_where_the_error_jumps_and_retries(exported, tmp_path,
+                                                                        monkeypatch):
+    """A recipe that ruins one layer unless it is excluded: --auto-exclude finds that layer
+    from the per-layer errors, keeps it in float, and the second attempt passes the guard."""
+    import onnx
+    from onnx import numpy_helper
+
+    second_conv = _layers(exported["cnn"], "conv2d")[1]
+    attempts: list[tuple[str, ...]] = []
+
+    def ruin_unless_excluded(src, dst, config, calibration):
+        attempts.append(config.exclude)
+        model = onnx.load(str(src))
+        for init in model.graph.initializer:
+            if init.name == f"{second_conv}/kernel" and second_conv not in config.exclude:
+                init.CopyFrom(numpy_helper.from_array(
+                    np.zeros(tuple(init.dims), np.float32), init.name))
+        onnx.save(model, str(dst))
+
+    monkeypatch.setitem(qmod.RECIPES, "dynamic", Recipe("dynamic", "ruins one layer", "int8",
+                                                        "try something else",
+                                                        ruin_unless_excluded))
+    lines: list[str] = []
+    out = tmp_path / "auto.onnx"
+    result = quantize(QuantizeConfig(exported["cnn"], method="dynamic", out=out,
+                                     max_accuracy_drop=0.5, auto_exclude=2), log=lines.append)
+    assert attempts == [(), (second_conv,)]
+    assert result.settings["exclude"] == [second_conv] and out.is_file()
+    assert any(f"error jumps at {second_conv}: keeping it in float" in line for line in lines)
+    # Without the retry the guard refuses, and says which layer to try.
+    attempts.clear()
+    with pytest.raises(AccuracyGuardError, match=f"try --exclude {second_conv}"):
+        quantize(QuantizeConfig(exported["cnn"], method="dynamic", out=tmp_path / "no.onnx",
+                                max_accuracy_drop=0.5))
+    assert attempts == [()]
