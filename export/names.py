@@ -132,11 +132,11 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
             node_names[index] = namer.plain(node.name) if node.name else node.name
             continue
         # A node tf2onnx made without a scope: name it after the layer whose variables it reads.
-        layers = {owner[name] for name in node.input if name in owner}
-        if len(layers) != 1:
+        owners = {owner[name] for name in node.input if name in owner}
+        if len(owners) != 1:
             node_names[index] = node.name
             continue
-        layer = layers.pop()
+        layer = owners.pop()
         node_names[index] = f"{layer}/{node.op_type}"
         for i, output in enumerate(node.output):
             if output and output not in keep:
