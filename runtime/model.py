@@ -109,6 +109,13 @@ class Model:
         self._native = self.session._sess if callable(run) else None
         # A fixed batch of one forces runs of one sample; precomputed to keep run() cheap.
         self._fixed_one = any(s.shape and s.shape[0] == 1 for s in self.signature.inputs)
+        # run()'s path for one array that already fits a single-input model, with everything
+        # it needs in one tuple: the Python around onnxruntime's call is most of Model.run's
+        # cost over the compiled session at batch 1 (benchmarks/runtime_overhead.py).
+        single = self.signature._single
+        self._fast: tuple[Any, ...] | None = None
+        if single is not None and self._native is not None and not self._fixed_one:
+            self._fast = (*single, self._native.run, self._output_names)
 
     def _create_session(self, so: ort.SessionOptions, providers: list[str],
                         options: list[dict[str, Any]]) -> ort.InferenceSession:
@@ -177,6 +184,17 @@ class Model:
         one sample. With ``batch_size`` the batch is split into runs of at most that many
         samples and the outputs concatenated.
         """
+        fast = self._fast
+        if fast is not None and type(inputs) is np.ndarray and outputs is None \
+                and batch_size is None:
+            name, dtype, rank, tail, native_run, names = fast
+            if (inputs.dtype == dtype and inputs.ndim == rank and inputs.shape[1:] == tail
+                    and inputs.flags.c_contiguous):
+                try:
+                    return dict(zip(names, native_run(names, {name: inputs}, None)))
+                except Exception as exc:
+                    raise ModelRunError(f"onnxruntime failed to run {self.name}: "
+                                        f"{_first_line(exc)}") from exc
         if outputs is None and batch_size is None and not self._fixed_one:
             feed = self.signature.fast_feed(inputs)  # arrays that already fit: no checks left
             if feed is not None:
