@@ -25,9 +25,9 @@ from edge_infer.train.tf_logging import quiet_tensorflow
 @debug_option
 def export(source: Path, out: Path | None, opset: int, tolerance: float, samples: int,
            no_optimize: bool) -> None:
-    """Convert a trained Keras model (a run folder from `edge-infer train`, or a .keras
-    file) to ONNX, prove it computes the same on real samples, and write it with the
-    metadata the runtime reads. Nothing is written when parity fails.
+    """Convert a trained Keras model (a run folder from `edge-infer train`, a .keras
+    file, or a legacy Keras 2 .h5 file) to ONNX, prove it computes the same on real samples,
+    and write it with the metadata the runtime reads. Nothing is written when parity fails.
 
     \b
     Examples:

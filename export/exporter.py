@@ -61,8 +61,11 @@ class ExportResult:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")  # Keras 3 still loads Keras 2's HDF5 models
+
+
 def resolve_source(source: Path) -> tuple[Path, Path | None]:
-    """The ``.keras`` file and, when there is one, its run folder (with model.json)."""
+    """The Keras file and, when there is one, its run folder (with model.json)."""
     if not source.exists():
         raise SourceError(f"{source} does not exist; expected a run folder from `edge-infer "
                           "train` or a .keras file")
@@ -72,8 +75,9 @@ def resolve_source(source: Path) -> tuple[Path, Path | None]:
             raise SourceError(f"{source} has no model.keras; expected a run folder from "
                               "`edge-infer train`")
         return keras_file, source
-    if source.suffix != ".keras":
-        raise SourceError(f"{source} is not a .keras file or a run folder")
+    if source.suffix not in KERAS_SUFFIXES:
+        raise SourceError(f"{source} is not a .keras file (or a legacy .h5 one) or a run "
+                          "folder")
     return source, source.parent if (source.parent / "model.json").is_file() else None
 
 

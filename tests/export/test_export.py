@@ -128,9 +128,12 @@ def test_bad_sources(trained_runs, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="has no model.keras"):
         export(ExportConfig(tmp_path / "empty"))
-    (tmp_path / "model.h5").write_text("x")
+    (tmp_path / "model.pb").write_text("x")
     with pytest.raises(SourceError, match="is not a .keras file"):
-        export(ExportConfig(tmp_path / "model.h5"))
+        export(ExportConfig(tmp_path / "model.pb"))
+    (tmp_path / "broken.h5").write_text("not HDF5")
+    with pytest.raises(SourceError, match="is not a loadable Keras model"):
+        export(ExportConfig(tmp_path / "broken.h5"))
     (tmp_path / "broken.keras").write_text("not a zip")
     with pytest.raises(SourceError, match="is not a loadable Keras model"):
         export(ExportConfig(tmp_path / "broken.keras"))
@@ -141,6 +144,17 @@ def test_a_bare_keras_file_exports_without_a_run_folder(trained_runs, tmp_path):
     shutil.copy(trained_runs["mlp"] / "model.keras", keras_file)
     result = export(ExportConfig(keras_file))
     assert result.path == tmp_path / "alone.onnx" and result.parity.passed
+
+
+def test_a_legacy_h5_file_exports(trained_runs, tmp_path):
+    """Keras 2's HDF5 format, which Keras 3 still loads: the models of older tutorials."""
+    import keras
+
+    legacy = tmp_path / "legacy.h5"
+    keras.models.load_model(trained_runs["cnn"] / "model.keras").save(legacy)
+    result = export(ExportConfig(legacy))
+    assert result.path == tmp_path / "legacy.onnx" and result.parity.passed
+    assert result.parity.max_abs_diff <= 1e-4
 
 
 def test_cli_export_and_errors(trained_runs, tmp_path):
