@@ -242,6 +242,56 @@ def _repeat_scales(source: list[int | None] | None, target: list[int | None] | N
     return scales if max(scales) > 1 else None
 
 
+def _repeating_run(proto: Any, chain: list[Any], first: int, shapes: Shapes,
+                   inits: dict[str, Any]) -> list[Any] | None:
+    """The longest run ``chain[first:end]`` that computes ``numpy.repeat`` of its input along
+    some axes, proved on a probe of distinct values (batch 3) with onnxruntime; or None."""
+    import onnxruntime as ort
+    from onnx import helper
+
+    source = chain[first].input[0]
+    for end in range(len(chain), first + 1, -1):
+        run, target = chain[first:end], chain[end - 1].output[0]
+        scales = _repeat_scales(shapes.get(source), shapes.get(target))
+        if scales is None:
+            continue
+        dims = [3, *shapes[source][1:]]
+        probe = np.arange(int(np.prod(dims)), dtype=np.float32).reshape(dims)
+        expected = probe
+        for axis, factor in enumerate(scales):
+            expected = np.repeat(expected, factor, axis=axis)
+        used = {i for node in run for i in node.input[1:] if i}
+        model = helper.make_model(
+            helper.make_graph(run, "probe", [helper.make_tensor_value_info(source, 1, dims)],
+                              [helper.make_empty_tensor_value_info(target)],
+                              [inits[name] for name in used]),
+            opset_imports=proto.opset_import, ir_version=proto.ir_version)
+        try:
+            session = ort.InferenceSession(model.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+            got = session.run(None, {source: probe})[0]
+        except Exception:  # a run this probe cannot execute (another dtype, say)
+            continue
+        if got.shape == expected.shape and np.array_equal(got, expected):
+            return run
+    return None
+
+
+def _replace_with_resize(graph: Any, run: list[Any], shapes: Shapes) -> None:
+    from onnx import helper
+
+    source, target = run[0].input[0], run[-1].output[0]
+    scales = _repeat_scales(shapes[source], shapes[target])
+    scale_name = _add_initializer(graph, f"{target}/scales", np.array(scales, np.float32))
+    scope = run[0].name.rsplit("/", 1)[0] if "/" in run[0].name else target
+    resize = helper.make_node(  # named in the layer's scope: up_sampling2d/Repeat/Resize
+        "Resize", [source, "", scale_name], [target], name=f"{scope}/Resize",
+        mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    graph.node.insert(list(graph.node).index(run[-1]) + 1, resize)
+    for node in run:
+        graph.node.remove(node)
+
+
 def fold_upsampling(proto: Any, shapes: Shapes | None = None) -> int:
     """Replace a run of data-movement operators that repeats every element along some axes
     with one nearest-neighbour ``Resize``; returns how many runs were replaced.
@@ -254,54 +304,21 @@ def fold_upsampling(proto: Any, shapes: Shapes | None = None) -> int:
     only when the result is exactly ``numpy.repeat`` along each axis, which a
     ``Resize(mode=nearest, coordinate_transformation_mode=asymmetric, nearest_mode=floor)``
     computes."""
-    import onnxruntime as ort
-    from onnx import helper
-
     graph = proto.graph
     shapes = shapes if shapes is not None else _shapes(proto)
     inits = _initializers(graph)
     changed = 0
     for chain in list(_chains(graph, inits)):
-        source = chain[0].input[0]
-        for end in range(len(chain), 1, -1):
-            run, target = chain[:end], chain[end - 1].output[0]
-            scales = _repeat_scales(shapes.get(source), shapes.get(target))
-            if scales is None:
+        first = 0
+        while first < len(chain) - 1:  # a layout change may lead in: try every sub-run
+            run = _repeating_run(proto, chain, first, shapes, inits)
+            if run is None:
+                first += 1
                 continue
-            dims = [3, *shapes[source][1:]]
-            probe = np.arange(int(np.prod(dims)), dtype=np.float32).reshape(dims)
-            expected = probe
-            for axis, factor in enumerate(scales):
-                expected = np.repeat(expected, factor, axis=axis)
-            used = {i for node in run for i in node.input[1:] if i}
-            model = helper.make_model(
-                helper.make_graph(run, "probe",
-                                  [helper.make_tensor_value_info(source, 1, dims)],
-                                  [helper.make_empty_tensor_value_info(target)],
-                                  [inits[name] for name in used]),
-                opset_imports=proto.opset_import, ir_version=proto.ir_version)
-            try:
-                session = ort.InferenceSession(model.SerializeToString(),
-                                               providers=["CPUExecutionProvider"])
-                got = session.run(None, {source: probe})[0]
-            except Exception:  # a run this probe cannot execute (another dtype, say)
-                continue
-            if got.shape != expected.shape or not np.array_equal(got, expected):
-                continue
-            scale_name = _add_initializer(graph, f"{target}/scales",
-                                          np.array(scales, np.float32))
-            scope = run[0].name.rsplit("/", 1)[0] if "/" in run[0].name else target
-            resize = helper.make_node(  # named in the layer's scope: up_sampling2d/Repeat/Resize
-                "Resize", [source, "", scale_name], [target], name=f"{scope}/Resize",
-                mode="nearest", coordinate_transformation_mode="asymmetric",
-                nearest_mode="floor")
-            position = list(graph.node).index(run[-1])
-            graph.node.insert(position + 1, resize)
-            for node in run:
-                graph.node.remove(node)
+            _replace_with_resize(graph, run, shapes)
             inits = _initializers(graph)
             changed += 1
-            break
+            first += len(run)
     if changed:
         remove_dead(proto)
     return changed

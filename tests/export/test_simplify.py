@@ -210,3 +210,25 @@ def test_a_run_that_tiles_instead_of_repeating_is_kept():
     model = _repeat_graph(tile_axis=2)
     assert fold_upsampling(model) == 0
     assert [n.op_type for n in model.graph.node] == ["Unsqueeze", "Tile", "Reshape", "Relu"]
+
+
+def test_a_repeat_after_a_layout_change_is_folded_too():
+    """The run starts with a Transpose that is not part of the repeat: the repeat after it is
+    still found (every sub-run is tried) and the Transpose stays."""
+    from edge_infer.export.simplify import fold_upsampling
+
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1, 3]),
+             helper.make_node("Unsqueeze", ["xt", "axis"], ["u"]),
+             helper.make_node("Tile", ["u", "reps"], ["t"]),
+             helper.make_node("Reshape", ["t", "shape"], ["r"]),
+             helper.make_node("Relu", ["r"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 6, 4])],
+        [_int64("axis", 3), _int64("reps", 1, 1, 1, 2, 1), _int64("shape", -1, 2, 6, 4)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(0).normal(size=(2, 3, 2, 4)).astype(np.float32)
+    before = _run(model, x)[0]
+    assert fold_upsampling(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["Transpose", "Resize", "Relu"]
+    np.testing.assert_array_equal(_run(model, x)[0], before)
