@@ -54,6 +54,8 @@ class PipelineConfig:
             object.__setattr__(self, "dataset", architecture.dataset)
         get_device(self.device)
         object.__setattr__(self, "exclude", tuple(self.exclude))
+        if self.auto_exclude < 0:
+            raise UsageError(f"auto-exclude must be >= 0 layers, found {self.auto_exclude}")
         if self.bench_runs < 1:
             raise UsageError(f"benchmark runs must be >= 1, found {self.bench_runs}")
 

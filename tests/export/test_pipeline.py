@@ -134,6 +134,8 @@ def test_bad_arguments_are_refused_before_training(tmp_path):
         PipelineConfig("resnet")
     with pytest.raises(UnknownNameError, match="unknown device profile"):
         PipelineConfig("cnn", device="toaster")
+    with pytest.raises(UsageError, match="auto-exclude must be >= 0 layers, found -1"):
+        PipelineConfig("cnn", auto_exclude=-1)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("x")
     with pytest.raises(UsageError, match="exists and is not empty"):
