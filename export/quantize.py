@@ -21,8 +21,8 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -191,8 +191,8 @@ def calibration_reader(model: Path, samples: np.ndarray) -> Any:
 
 @register("static", "QDQ INT8, per-channel weights, calibrated activations, float head", "int8",
           "try --reduce-range, --calibrate entropy or percentile, more --calibration-size, "
-          "--exclude LAYER for the most sensitive layers (often the first or the last), "
-          "or --method fp16")
+          "--per-tensor, --exclude LAYER for the most sensitive layers (often the first or "
+          "the last), or --method fp16")
 def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
     import onnx
     from onnxruntime import quantization as q
