@@ -5,9 +5,10 @@ apply onnxruntime's basic offline optimisation (constant folding and redundant-n
 only: standard ONNX ops, so TensorRT, OpenVINO and every other provider can still take the
 graph) and the simplifications in :mod:`.simplify` (static flatten shapes, tf2onnx's one-channel
 layout reshapes turned back into transposes, zero initial states of recurrent layers left out,
-upsampling as one ``Resize``, embedding lookups without index wrapping),
-name nodes and tensors after the Keras layers and variables (:mod:`.names`), run ``onnx.checker``, then prove parity on real samples. Only a model that passes is written, under a temporary name renamed into place; a
-failure writes nothing.
+upsampling as one ``Resize``, embedding lookups without index wrapping), name nodes and
+tensors after the Keras layers and variables (:mod:`.names`), run ``onnx.checker``, then prove
+parity on real samples, on every output. Only a model that passes is written, under a temporary
+name renamed into place; a failure writes nothing.
 """
 
 from __future__ import annotations
