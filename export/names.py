@@ -109,8 +109,6 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
     ``layers`` are the model's layer names and ``variables`` maps each variable's path
     (``conv2d/kernel``) to its values. Returns the number of names changed (0 when the graph's
     names do not follow the convention this pass knows)."""
-    from onnx import defs
-
     graph = proto.graph
     namer = _Namer(model_name, layers, variables)
     keep = {v.name for v in (*graph.input, *graph.output)}
@@ -120,7 +118,13 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
         renames[name] = path
     if namer.conflict:
         return 0
+    # The layer each initializer belongs to: its variable's, else the layer its name is
+    # scoped in (a batch norm folded into a convolution keeps the convolution's scope).
     owner = {name: path.split("/")[0] for name, path in renames.items()}
+    for name in initializers - set(owner):
+        layer, _ = namer.layer_of(name)
+        if layer is not None:
+            owner[name] = layer
 
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
@@ -128,27 +132,29 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
             consumers.setdefault(name, []).append(node)
     node_names: dict[int, str] = {}
     for index, node in enumerate(graph.node):
-        if "/" in node.name or not node.name:
+        if node.name and "/" not in node.name:
+            # A node tf2onnx made without a scope: name it after the layer whose weights it
+            # reads, and its outputs after it.
+            owners = {owner[name] for name in node.input if name in owner}
+            if len(owners) > 1 and len(node.input) > 1 and node.input[1] in owner:
+                owners = {owner[node.input[1]]}  # the weights' layer (a folded batch norm's
+                # bias keeps its own scope): Conv, Gemm, MatMul, LSTM, GRU take weights second
+            if len(owners) == 1:
+                layer = owners.pop()
+                node_names[index] = f"{layer}/{node.op_type}"
+                for i, output in enumerate(node.output):
+                    if output and output not in keep:
+                        renames.setdefault(output,
+                                           f"{layer}/{node.op_type}" + (f":{i}" if i else ""))
+            else:
+                node_names[index] = node.name
+        else:
             node_names[index] = namer.plain(node.name) if node.name else node.name
-            continue
-        # A node tf2onnx made without a scope: name it after the layer whose variables it reads.
-        owners = {owner[name] for name in node.input if name in owner}
-        if len(owners) != 1:
-            node_names[index] = node.name
-            continue
-        layer = owners.pop()
-        node_names[index] = f"{layer}/{node.op_type}"
-        for i, output in enumerate(node.output):
-            if output and output not in keep:
-                renames.setdefault(output, f"{layer}/{node.op_type}" + (f":{i}" if i else ""))
-        try:
-            roles = [p.name for p in defs.get_schema(node.op_type, domain=node.domain).inputs]
-        except Exception:  # an operator the installed onnx does not describe
-            roles = []
-        for i, name in enumerate(node.input):
-            if (name in initializers and name not in renames and i < len(roles)
-                    and [c.name for c in consumers.get(name, [])] == [node.name]):
-                renames[name] = f"{layer}/{roles[i]}"
+        layer, _ = namer.layer_of(node.name) if "/" in node.name else (None, [])
+        layer = layer or (node_names[index].split("/")[0] if "/" in node_names[index]
+                          and node_names[index] != node.name else None)
+        if layer is not None:
+            _name_constants(node, layer, initializers, renames, owner, consumers)
 
     names = {o for n in graph.node for o in n.output} | initializers | {v.name for v in graph.input}
     for name in names:
@@ -164,6 +170,23 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
         seen.add(node.name)
     _apply(graph, renames)
     return len(renames)
+
+
+def _name_constants(node: Any, layer: str, initializers: set[str], renames: dict[str, str],
+                    owner: Mapping[str, str], consumers: Mapping[str, list[Any]]) -> None:
+    """Constants with no layer of their own (``W0__78``, an optimiser's
+    ``ConvMulFusion_W_...``) that only ``node`` reads take ``LAYER/ROLE``, the role being the
+    operator's input name (an LSTM's ``B``, a Conv's ``W``)."""
+    from onnx import defs
+
+    try:
+        roles = [p.name for p in defs.get_schema(node.op_type, domain=node.domain).inputs]
+    except Exception:  # an operator the installed onnx does not describe
+        return
+    for i, name in enumerate(node.input):
+        if (name in initializers and name not in renames and name not in owner
+                and i < len(roles) and [c.name for c in consumers.get(name, [])] == [node.name]):
+            renames[name] = f"{layer}/{roles[i]}"
 
 
 def _unique(renames: dict[str, str], names: set[str], keep: set[str]) -> dict[str, str]:

@@ -121,3 +121,33 @@ def test_equal_values_in_two_layers_resolve_by_scope():
     readable_names(model, "m", ["a", "b"], {"a/bias": zeros, "b/bias": zeros})
     assert sorted(i.name for i in model.graph.initializer) == ["a/bias", "b/bias"]
     assert [list(n.input) for n in model.graph.node] == [["x", "a/bias"], ["a/Add", "b/bias"]]
+
+
+def test_folded_weights_name_their_node_after_the_weights_layer():
+    """tf2onnx folds a batch norm into the convolution before it: the weights (no longer any
+    variable's values) keep the convolution's scope, the bias the batch norm's. The unscoped
+    Conv is named after its weights' layer, and a constant only a scoped node reads is named
+    after that node's layer and the operator's input."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "m_1/conv_1/merged:0", "m_1/bn_1/sub:0"],
+                              ["Conv__27:0"], name="Conv__27"),
+             helper.make_node("Relu", ["Conv__27:0"], ["m_1/act_1/Relu:0"], name="m_1/act_1/Relu"),
+             helper.make_node("Mul", ["m_1/act_1/Relu:0", "Fused__9"], ["y"],
+                              name="m_1/act_1/scale")]
+    inits = [numpy_helper.from_array(rng.normal(size=(2, 1, 3, 3)).astype(np.float32),
+                                     "m_1/conv_1/merged:0"),
+             numpy_helper.from_array(rng.normal(size=(2,)).astype(np.float32), "m_1/bn_1/sub:0"),
+             numpy_helper.from_array(np.full((1, 2, 1, 1), 0.5, np.float32), "Fused__9")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 3, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.normal(size=(2, 1, 5, 5)).astype(np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    before = session.run(None, {"x": x})[0]
+    readable_names(model, "m", ["conv", "bn", "act"], {})
+    assert [n.name for n in model.graph.node] == ["conv/Conv", "act/Relu", "act/scale"]
+    assert list(model.graph.node[0].input) == ["x", "conv/merged", "bn/sub"]
+    assert list(model.graph.node[2].input) == ["act/Relu", "act/B"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], before)
