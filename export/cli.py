@@ -91,7 +91,8 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
               help="auto: the device's recipe: static INT8 (CPUs) or fp16 (GPUs) for "
                    "convolutional models, dynamic INT8 otherwise.")
 @click.option("-d", "--dataset", default=None, metavar="SPEC",
-              help="Calibration and evaluation data (default: the run's dataset).")
+              help="Calibration and evaluation data (default: the run's dataset); for a "
+                   "model with several inputs an .npz with one array per input, and y.")
 @click.option("--calibration-size", type=click.IntRange(min=1), default=256,
               show_default=True)
 @click.option("--per-channel/--per-tensor", default=True, show_default=True)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .quantize import load_data
+from .samples import count, rows
 
 
 def classification_report(y: np.ndarray, predicted: np.ndarray, labels: list[str]
@@ -38,12 +39,12 @@ def evaluate(model_path: Path, dataset: str | None = None, batch_size: int = 256
     model = Model(model_path, providers=["cpu"])
     _, x, y, task = load_data(Path(model_path), dataset, 1, log)
     task = task or model.metadata.task
-    model.run(x[:1])  # warm up: first-call initialisation is not throughput
+    model.run(rows(x, 0, 1))  # warm up: first-call initialisation is not throughput
     start = time.perf_counter()
     out = model.run(x, batch_size=batch_size)[model.signature.output_names[0]]
     elapsed = time.perf_counter() - start
-    result: dict[str, Any] = {"model": str(model_path), "task": task, "samples": int(len(x)),
-                              "throughput_per_s": float(len(x) / elapsed),
+    result: dict[str, Any] = {"model": str(model_path), "task": task, "samples": count(x),
+                              "throughput_per_s": float(count(x) / elapsed),
                               "batch_size": batch_size}
     if task == "classification" and y is not None:
         from edge_infer.runtime.predictions import predicted_classes

@@ -32,6 +32,7 @@ from edge_infer.runtime.atomic import atomic_open
 from edge_infer.runtime.errors import EdgeInferError, UnknownNameError, UsageError
 from edge_infer.runtime.predictions import predicted_classes
 
+from .samples import Samples, count, feeds, rows
 from .sensitivity import LayerError, layer_errors, worst_jump
 
 METHODS = ("auto", "dynamic", "static", "fp16")
@@ -169,22 +170,21 @@ def _dynamic(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarr
         logging.getLogger().removeFilter(advice)
 
 
-def calibration_reader(model: Path, samples: np.ndarray) -> Any:
-    """An onnxruntime ``CalibrationDataReader`` feeding ``samples`` one at a time to the
-    model's (single) input, whose name comes from the file, without creating a session."""
+def calibration_reader(model: Path, samples: Samples) -> Any:
+    """onnxruntime's calibration reader over ``samples``, one sample at a time."""
     from onnxruntime import quantization as q
 
     from edge_infer.runtime.modelfile import read_model_info
 
-    input_name = read_model_info(model).inputs[0].name
+    names = [spec.name for spec in read_model_info(model).inputs]
 
     class Reader(q.CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter(samples[i:i + 1] for i in range(len(samples)))
+            self.items = iter(feeds(rows(samples, i, i + 1), names)
+                              for i in range(count(samples)))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            item = next(self.items, None)
-            return None if item is None else {input_name: item}
+            return next(self.items, None)
 
     return Reader()
 
@@ -274,13 +274,14 @@ class Evaluation:
         return d
 
 
-def _predict(session: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    name = session.get_inputs()[0].name
-    parts = [session.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)]
+def _predict(session: Any, x: Samples, batch: int = 256) -> np.ndarray:
+    names = [spec.name for spec in session.get_inputs()]
+    parts = [session.run(None, feeds(rows(x, i, i + batch), names))[0]
+             for i in range(0, count(x), batch)]
     return np.concatenate(parts)
 
 
-def evaluate_onnx(path: Path, x: np.ndarray, y: np.ndarray | None, task: str | None,
+def evaluate_onnx(path: Path, x: Samples, y: np.ndarray | None, task: str | None,
                   runs: int = 200) -> Evaluation:
     import onnxruntime as ort
 
@@ -295,8 +296,7 @@ def evaluate_onnx(path: Path, x: np.ndarray, y: np.ndarray | None, task: str | N
                                               - y.reshape(len(y), -1)) ** 2))
     else:
         metric, value = "none", None
-    name = session.get_inputs()[0].name
-    one = {name: x[:1]}
+    one = feeds(rows(x, 0, 1), [spec.name for spec in session.get_inputs()])
     for _ in range(20):
         session.run(None, one)
     times = []
@@ -323,16 +323,13 @@ def _fits(x: np.ndarray, shape: tuple | None) -> bool:
 
 
 def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str | None]:
+              ) -> tuple[Samples, Samples, np.ndarray | None, str | None]:
     """Calibration inputs, evaluation inputs and targets, and the task."""
     from edge_infer.runtime.modelfile import read_model_info
 
     names = [spec.name for spec in read_model_info(model).inputs]
     if len(names) > 1:  # datasets and samples.npz hold one input array
-        raise UsageError(f"{model.name} has {len(names)} inputs ({', '.join(names)}); "
-                         "quantizing needs calibration and evaluation data for each, and "
-                         "datasets hold one input array: only single-input models can be "
-                         "quantized for now")
+        return _named_arrays(model, names, dataset, calibration_size)
     run = _run_dir(model)
     info = json.loads((run / "model.json").read_text()) if run else {}
     task = info.get("task")
@@ -365,6 +362,37 @@ def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
         return x[:calibration_size], x, (x if task == "reconstruction" else y), task
     raise UsageError(f"quantizing {model.name} needs samples: pass --dataset SPEC, or quantize "
                      "a model.onnx inside its run folder")
+
+
+def _named_arrays(model: Path, names: list[str], dataset: str | None, calibration_size: int
+                  ) -> tuple[Samples, Samples, np.ndarray | None, str | None]:
+    """A multi-input model's samples: an .npz with one array per input, named after it, and
+    optionally ``y`` (integer class labels make it a classifier's test, others a regressor's)."""
+    import zipfile
+
+    if not dataset or not dataset.endswith(".npz"):
+        raise UsageError(f"{model.name} has {len(names)} inputs ({', '.join(names)}); pass "
+                         "--dataset FILE.npz with one array per input, named after it, and "
+                         "optionally y (the targets)")
+    try:
+        with np.load(dataset, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"{dataset} is not a readable .npz file ({exc})") from None
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise UsageError(f"{dataset} has no array for input {', '.join(missing)}; expected "
+                         f"{', '.join(names)} (and optionally y), found "
+                         f"{', '.join(arrays) or 'none'}")
+    x = {n: arrays[n] for n in names}
+    sizes = {len(a) for a in x.values()} | ({len(arrays["y"])} if "y" in arrays else set())
+    if len(sizes) != 1:
+        raise UsageError(f"{dataset}: the arrays hold different numbers of samples "
+                         f"({', '.join(f'{k} {len(v)}' for k, v in arrays.items())})")
+    y = arrays.get("y")
+    task = None if y is None else (
+        "classification" if y.dtype.kind in "iu" and y.ndim == 1 else "regression")
+    return rows(x, 0, calibration_size), x, y, task
 
 
 @dataclass
@@ -417,7 +445,7 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         (", reduce_range" if config.reduce_range and method in ("static", "dynamic") else "")
     _note_foreign_target(config.device, log)
     log(f"quantizing {src.name} for {config.device} with {method} ({recipe.description}"
-        f"{types}); evaluating on {len(x)} samples")
+        f"{types}); evaluating on {count(x)} samples")
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "quantized.onnx"
         original: Evaluation | None = None
@@ -439,7 +467,7 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
             drop = result.drop_points
             refused = drop is not None and drop > config.max_accuracy_drop
             if config.per_layer or refused:
-                result.layers = layer_errors(src, candidate, x[:PER_LAYER_SAMPLES])
+                result.layers = layer_errors(src, candidate, rows(x, 0, PER_LAYER_SAMPLES))
             if not refused:
                 break
             worst = worst_jump(result.layers or [], skip=excluded)

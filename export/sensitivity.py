@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .samples import Samples, count, feeds, rows
+
 
 @dataclass(frozen=True)
 class LayerError:
@@ -82,7 +84,7 @@ def _with_outputs(proto: Any, names: list[str]) -> bytes:
     return proto.SerializeToString()
 
 
-def layer_errors(original: Path, quantized: Path, x: np.ndarray,
+def layer_errors(original: Path, quantized: Path, x: Samples,
                  batch: int = 256) -> list[LayerError]:
     """The relative error of each layer's output, in graph order (see the module docstring)."""
     import onnx
@@ -98,11 +100,11 @@ def layer_errors(original: Path, quantized: Path, x: np.ndarray,
     quant_names = [seen[t] for t in names]
     sessions = [ort.InferenceSession(_with_outputs(p, n), providers=["CPUExecutionProvider"])
                 for p, n in ((float_proto, names), (quant_proto, quant_names))]
-    feed_name = sessions[0].get_inputs()[0].name
+    inputs = [spec.name for spec in sessions[0].get_inputs()]
     noise = np.zeros(len(names))
     signal = np.zeros(len(names))
-    for start in range(0, len(x), batch):
-        feed = {feed_name: x[start:start + batch]}
+    for start in range(0, count(x), batch):
+        feed = feeds(rows(x, start, start + batch), inputs)
         f_out, q_out = sessions[0].run(names, feed), sessions[1].run(quant_names, feed)
         for i, (f, q) in enumerate(zip(f_out, q_out)):
             f64 = np.asarray(f, np.float64)

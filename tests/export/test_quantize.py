@@ -332,19 +332,59 @@ def test_per_layer_errors_follow_the_graph_and_stay_small_on_a_good_recipe(expor
     assert "output error per layer" in table.output and "<- largest jump" in table.output
 
 
-def test_a_model_with_two_inputs_is_refused_with_a_reason(tmp_path):
+def _two_input_classifier(path):
+    """a[N, 4] and b[N, 3] -> concatenated -> dense -> softmax over 3 classes."""
     import onnx
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper, numpy_helper
 
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(7, 3)).astype(np.float32), "dense/kernel")
+    nodes = [helper.make_node("Concat", ["a", "b"], ["ab"], name="concat/Concat", axis=1),
+             helper.make_node("MatMul", ["ab", "dense/kernel"], ["logits"], name="dense/MatMul"),
+             helper.make_node("Softmax", ["logits"], ["probabilities"], name="dense/Softmax")]
     graph = helper.make_graph(
-        [helper.make_node("Add", ["a", "b"], ["y"])], "g",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 2]) for n in "ab"],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])])
-    path = tmp_path / "two.onnx"
+        nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 4]),
+                     helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])], [w])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_a_model_with_two_inputs_quantizes_on_an_npz_of_named_arrays(tmp_path):
+    """One array per input, named after it, and y: calibration, evaluation and the per-layer
+    comparison all feed every input."""
+    import onnxruntime as ort
+
+    path = _two_input_classifier(tmp_path / "two.onnx")
+    rng = np.random.default_rng(1)
+    a, b = rng.random((200, 4), dtype=np.float32), rng.random((200, 3), dtype=np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"a": a, "b": b})[0].argmax(axis=1)  # the float model's answers
+    data = tmp_path / "inputs.npz"
+    np.savez(data, a=a, b=b, y=y)
+    for method in ("static", "dynamic"):
+        result = quantize(QuantizeConfig(path, method=method, dataset=str(data), per_layer=True,
+                                         out=tmp_path / f"two.{method}.onnx",
+                                         max_accuracy_drop=100))
+        assert result.original.metric == "accuracy" and result.original.value == 1.0
+        assert result.quantized.value >= 0.9 and result.agreement >= 0.9
+        assert [e.layer for e in result.layers][-1] == "dense"
+    evaluated = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "two.static.onnx"),
+                                         "--dataset", str(data), "-f", "json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.output)["samples"] == 200
+
+
+def test_a_model_with_two_inputs_needs_named_arrays(tmp_path):
+    path = _two_input_classifier(tmp_path / "two.onnx")
     result = CliRunner().invoke(cli, ["quantize", str(path), "--method", "dynamic"])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "has 2 inputs (a, b)" in result.output and "single-input" in result.output
+    assert "has 2 inputs (a, b); pass --dataset FILE.npz with one array per input" \
+        in result.output
+    np.savez(tmp_path / "half.npz", a=np.zeros((5, 4), np.float32))
+    result = CliRunner().invoke(cli, ["quantize", str(path), "-d", str(tmp_path / "half.npz")])
+    assert result.exit_code == 2 and "has no array for input b; expected a, b" in result.output
+
 
 
 def test_auto_exclude_keeps_the_layer_where_the_error_jumps_and_retries(exported, tmp_path,
