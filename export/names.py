@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from .simplify import consumers
+
 _SUFFIX = re.compile(r"^(.*)_\d+$")
 
 
@@ -126,10 +128,7 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
         if layer is not None:
             owner[name] = layer
 
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    readers = consumers(graph)
     node_names: dict[int, str] = {}
     for index, node in enumerate(graph.node):
         if node.name and "/" not in node.name:
@@ -154,7 +153,7 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
         layer = layer or (node_names[index].split("/")[0] if "/" in node_names[index]
                           and node_names[index] != node.name else None)
         if layer is not None:
-            _name_constants(node, layer, initializers, renames, owner, consumers)
+            _name_constants(node, layer, initializers, renames, owner, readers)
 
     names = {o for n in graph.node for o in n.output} | initializers | {v.name for v in graph.input}
     for name in names:
@@ -173,7 +172,7 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
 
 
 def _name_constants(node: Any, layer: str, initializers: set[str], renames: dict[str, str],
-                    owner: Mapping[str, str], consumers: Mapping[str, list[Any]]) -> None:
+                    owner: Mapping[str, str], readers: Mapping[str, list[Any]]) -> None:
     """Constants with no layer of their own (``W0__78``, an optimiser's
     ``ConvMulFusion_W_...``) that only ``node`` reads take ``LAYER/ROLE``, the role being the
     operator's input name (an LSTM's ``B``, a Conv's ``W``)."""
@@ -185,7 +184,7 @@ def _name_constants(node: Any, layer: str, initializers: set[str], renames: dict
         return
     for i, name in enumerate(node.input):
         if (name in initializers and name not in renames and name not in owner
-                and i < len(roles) and [c.name for c in consumers.get(name, [])] == [node.name]):
+                and i < len(roles) and [c.name for c in readers.get(name, [])] == [node.name]):
             renames[name] = f"{layer}/{roles[i]}"
 
 

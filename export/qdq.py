@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .simplify import remove_dead
+from .simplify import consumers, producers, remove_dead
 
 HEAD_ACTIVATIONS = ("Softmax", "Sigmoid", "LogSoftmax")
 FLOAT_OUTPUT_OPS = ("Gemm", "MatMul")  # onnxruntime fuses these with a float output
@@ -39,11 +39,8 @@ def float_head(proto: Any, activations: list[str]) -> int:
     head activation, so the activation reads the dense layer's float output. Returns the
     number of heads changed; a pattern that does not match exactly is left alone."""
     graph = proto.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    producer = producers(graph)
+    readers = consumers(graph)
     outputs = {o.name for o in graph.output}
     wanted = set(activations)
     changed = 0
@@ -59,9 +56,9 @@ def float_head(proto: Any, activations: list[str]) -> int:
         if dense is None or dense.op_type not in FLOAT_OUTPUT_OPS:
             continue
         # Only when the pair serves this activation alone and nothing else reads it.
-        private = ([c.name for c in consumers.get(dense.output[0], [])] == [q.name]
-                   and [c.name for c in consumers.get(q.output[0], [])] == [dq.name]
-                   and [c.name for c in consumers.get(dq.output[0], [])] == [act.name]
+        private = ([c.name for c in readers.get(dense.output[0], [])] == [q.name]
+                   and [c.name for c in readers.get(q.output[0], [])] == [dq.name]
+                   and [c.name for c in readers.get(dq.output[0], [])] == [act.name]
                    and not {dense.output[0], q.output[0], dq.output[0]} & outputs)
         if not private:
             continue

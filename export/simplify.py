@@ -57,8 +57,23 @@ def _shapes(proto: Any) -> Shapes:
     return out
 
 
-def _initializers(graph: Any) -> dict[str, Any]:
+def initializers(graph: Any) -> dict[str, Any]:
+    """Initializers by name."""
     return {init.name: init for init in graph.initializer}
+
+
+def producers(graph: Any) -> dict[str, Any]:
+    """Tensor name -> the node that writes it."""
+    return {o: n for n in graph.node for o in n.output}
+
+
+def consumers(graph: Any) -> dict[str, list[Any]]:
+    """Tensor name -> the nodes that read it, in graph order."""
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
 
 
 def _add_initializer(graph: Any, name: str, array: np.ndarray) -> str:
@@ -81,7 +96,7 @@ def fold_reshapes(proto: Any, shapes: Shapes | None = None) -> int:
     """Give batch-preserving ``Reshape`` nodes a constant shape; returns how many changed."""
     graph = proto.graph
     shapes = _shapes(proto) if shapes is None else shapes
-    inits = _initializers(graph)
+    inits = initializers(graph)
     changed = 0
     for node in graph.node:
         if node.op_type != "Reshape" or node.input[1] in inits:
@@ -179,8 +194,8 @@ def drop_zero_initial_states(proto: Any) -> int:
     ``Unsqueeze`` in front of every recurrent layer. Without the input those operators are
     dead."""
     graph = proto.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    inits = _initializers(graph)
+    producer = producers(graph)
+    inits = initializers(graph)
     changed = 0
     for node in graph.node:
         for index in RNN_STATES.get(node.op_type, ()):
@@ -199,12 +214,9 @@ MOVES = ("Unsqueeze", "Squeeze", "Tile", "Transpose", "Reshape", "Expand", "Iden
 def _chains(graph: Any, inits: dict[str, Any]) -> Iterator[list[Any]]:
     """Runs of two or more data-movement operators, each the only reader of the one before,
     with constant parameters."""
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    readers_of = consumers(graph)
     outputs = {o.name for o in graph.output}
-    producer = {o: n for n in graph.node for o in n.output}
+    producer = producers(graph)
 
     def movable(node: Any) -> bool:
         return (node.op_type in MOVES and len(node.output) == 1
@@ -213,11 +225,11 @@ def _chains(graph: Any, inits: dict[str, Any]) -> Iterator[list[Any]]:
     for node in graph.node:
         before = producer.get(node.input[0]) if node.input else None
         if not movable(node) or (before is not None and movable(before)
-                                 and len(consumers.get(node.input[0], [])) == 1):
+                                 and len(readers_of.get(node.input[0], [])) == 1):
             continue  # not the start of a run
         chain = [node]
         while chain[-1].output[0] not in outputs:
-            readers = consumers.get(chain[-1].output[0], [])
+            readers = readers_of.get(chain[-1].output[0], [])
             if len(readers) != 1 or not movable(readers[0]) \
                     or readers[0].input[0] != chain[-1].output[0]:
                 break
@@ -242,13 +254,34 @@ def _repeat_scales(source: list[int | None] | None, target: list[int | None] | N
     return scales if max(scales) > 1 else None
 
 
+def _run_probe(proto: Any, nodes: list[Any], source: str, values: np.ndarray, target: str,
+               inits: dict[str, Any]) -> np.ndarray | None:
+    """What ``nodes`` compute for ``target`` when ``source`` holds ``values``, run alone with
+    onnxruntime (the constants they read come along); None when onnxruntime cannot run them.
+    How the passes below prove a replacement instead of matching tf2onnx's spelling."""
+    import onnxruntime as ort
+    from onnx import helper
+
+    used = {i for node in nodes for i in node.input if i in inits}
+    elem = helper.np_dtype_to_tensor_dtype(values.dtype)
+    model = helper.make_model(
+        helper.make_graph(list(nodes), "probe",
+                          [helper.make_tensor_value_info(source, elem, list(values.shape))],
+                          [helper.make_empty_tensor_value_info(target)],
+                          [inits[name] for name in used]),
+        opset_imports=proto.opset_import, ir_version=proto.ir_version)
+    try:
+        session = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        return session.run(None, {source: values})[0]
+    except Exception:  # a subgraph this probe cannot execute (another dtype, say)
+        return None
+
+
 def _repeating_run(proto: Any, chain: list[Any], first: int, shapes: Shapes,
                    inits: dict[str, Any]) -> list[Any] | None:
     """The longest run ``chain[first:end]`` that computes ``numpy.repeat`` of its input along
     some axes, proved on a probe of distinct values (batch 3) with onnxruntime; or None."""
-    import onnxruntime as ort
-    from onnx import helper
-
     source = chain[first].input[0]
     for end in range(len(chain), first + 1, -1):
         run, target = chain[first:end], chain[end - 1].output[0]
@@ -260,19 +293,8 @@ def _repeating_run(proto: Any, chain: list[Any], first: int, shapes: Shapes,
         expected = probe
         for axis, factor in enumerate(scales):
             expected = np.repeat(expected, factor, axis=axis)
-        used = {i for node in run for i in node.input[1:] if i}
-        model = helper.make_model(
-            helper.make_graph(run, "probe", [helper.make_tensor_value_info(source, 1, dims)],
-                              [helper.make_empty_tensor_value_info(target)],
-                              [inits[name] for name in used]),
-            opset_imports=proto.opset_import, ir_version=proto.ir_version)
-        try:
-            session = ort.InferenceSession(model.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
-            got = session.run(None, {source: probe})[0]
-        except Exception:  # a run this probe cannot execute (another dtype, say)
-            continue
-        if got.shape == expected.shape and np.array_equal(got, expected):
+        got = _run_probe(proto, run, source, probe, target, inits)
+        if got is not None and got.shape == expected.shape and np.array_equal(got, expected):
             return run
     return None
 
@@ -306,7 +328,7 @@ def fold_upsampling(proto: Any, shapes: Shapes | None = None) -> int:
     computes."""
     graph = proto.graph
     shapes = shapes if shapes is not None else _shapes(proto)
-    inits = _initializers(graph)
+    inits = initializers(graph)
     changed = 0
     for chain in list(_chains(graph, inits)):
         first = 0
@@ -316,7 +338,7 @@ def fold_upsampling(proto: Any, shapes: Shapes | None = None) -> int:
                 first += 1
                 continue
             _replace_with_resize(graph, run, shapes)
-            inits = _initializers(graph)
+            inits = initializers(graph)
             changed += 1
             first += len(run)
     if changed:
@@ -351,8 +373,7 @@ def _index_subgraph(name: str, producer: dict[str, Any], inits: dict[str, Any],
         stack.extend(i for i in node.input if i)
     if len(sources) != 1 or not nodes:
         return None
-    order = {id(n): i for i, n in enumerate(producer.values())}
-    return sorted(nodes, key=lambda n: order.get(id(n), 0)), sources.pop()
+    return nodes, sources.pop()
 
 
 def drop_index_wrapping(proto: Any) -> int:
@@ -367,13 +388,12 @@ def drop_index_wrapping(proto: Any) -> int:
     and the ``Gather`` on every index in ``[-n, n)`` with onnxruntime and drops it only when
     every result selects the same row as the index itself."""
     import onnx
-    import onnxruntime as ort
-    from onnx import helper
 
     graph = proto.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    inits = _initializers(graph)
+    producer = producers(graph)
+    inits = initializers(graph)
     inputs = {v.name: v for v in graph.input}
+    position = {id(node): i for i, node in enumerate(graph.node)}
     changed = 0
     for gather in graph.node:
         if gather.op_type != "Gather" or gather.input[0] not in inits:
@@ -388,21 +408,10 @@ def drop_index_wrapping(proto: Any) -> int:
         elem = inputs[source].type.tensor_type.elem_type
         if elem not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
             continue
-        used = {i for node in nodes for i in node.input}
-        probe = helper.make_graph(
-            list(nodes), "probe", [helper.make_tensor_value_info(source, elem, [2 * n])],
-            [helper.make_empty_tensor_value_info(gather.input[1])],
-            [inits[name] for name in used if name in inits])
-        model = helper.make_model(probe, opset_imports=proto.opset_import,
-                                  ir_version=proto.ir_version)
         values = np.arange(-n, n, dtype=onnx.helper.tensor_dtype_to_np_dtype(elem))
-        try:
-            session = ort.InferenceSession(model.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
-            wrapped = session.run(None, {source: values})[0]
-        except Exception:  # not something this check can run: leave it
-            continue
-        if (wrapped.shape == values.shape and wrapped.dtype.kind in "iu"
+        nodes.sort(key=lambda node: position[id(node)])  # the probe runs them in graph order
+        wrapped = _run_probe(proto, nodes, source, values, gather.input[1], inits)
+        if (wrapped is not None and wrapped.shape == values.shape and wrapped.dtype.kind in "iu"
                 and np.all((wrapped >= -n) & (wrapped < n))
                 and np.array_equal(np.mod(wrapped, n), np.mod(values, n))):
             gather.input[1] = source
@@ -445,8 +454,8 @@ def remove_dead(proto: Any) -> None:
 
 def simplify(proto: Any) -> dict[str, int]:
     """Every simplification in order; returns what each changed. Shape inference runs once:
-    neither reshape pass changes the shape of any tensor the other reads, and the last pass
-    reads no shapes."""
+    the passes that read shapes (the reshape passes and ``fold_upsampling``) change no shape
+    another of them reads, and the last two read none."""
     shapes = _shapes(proto)
     return {"fold_reshapes": fold_reshapes(proto, shapes),
             "restore_layout_transposes": restore_layout_transposes(proto, shapes),

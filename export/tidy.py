@@ -50,15 +50,15 @@ def drop_zero_bias_points(proto: Any) -> int:
     initializer (a quantized bias). Returns the number of zero points dropped."""
     from onnx import TensorProto, numpy_helper
 
-    from .simplify import remove_dead
+    from .simplify import initializers, remove_dead
 
     graph = proto.graph
-    initializers = {init.name: init for init in graph.initializer}
+    inits = initializers(graph)
     dropped = set()
     for node in graph.node:
         if node.op_type != "DequantizeLinear" or len(node.input) != 3:
             continue
-        value, zero_point = initializers.get(node.input[0]), initializers.get(node.input[2])
+        value, zero_point = inits.get(node.input[0]), inits.get(node.input[2])
         if value is None or zero_point is None or value.data_type != TensorProto.INT32:
             continue
         if np.any(numpy_helper.to_array(zero_point)):

@@ -175,18 +175,22 @@ def test_index_arithmetic_that_changes_the_row_is_kept():
     assert [n.op_type for n in model.graph.node] == ["Add", "Gather"]
 
 
-def _repeat_graph(tile_axis: int):
+def _repeat_graph(tile_axis: int, transpose_first: bool = False):
     """x[N, 2, 3, 4] -> Unsqueeze at ``tile_axis`` -> Tile x2 there -> Reshape to
     [N, 2, 6, 4]. With the new axis after H (4) that is numpy.repeat along H, which is what
-    tf2onnx writes for a Keras 3 UpSampling; before H (3) it is numpy.tile, which is not."""
+    tf2onnx writes for a Keras 3 UpSampling; before H (3) it is numpy.tile, which is not.
+    With ``transpose_first`` x is [N, 3, 2, 4] and a Transpose leads in."""
     reps = [1, 1, 1, 1, 1]
     reps[tile_axis] = 2
-    nodes = [helper.make_node("Unsqueeze", ["x", "axis"], ["u"]),
+    nodes = [helper.make_node("Unsqueeze", ["xt" if transpose_first else "x", "axis"], ["u"]),
              helper.make_node("Tile", ["u", "reps"], ["t"]),
              helper.make_node("Reshape", ["t", "shape"], ["r"]),
              helper.make_node("Relu", ["r"], ["y"])]
+    if transpose_first:
+        nodes.insert(0, helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1, 3]))
+    shape = ["N", 3, 2, 4] if transpose_first else ["N", 2, 3, 4]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 4])],
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 6, 4])],
         [_int64("axis", tile_axis), _int64("reps", *reps), _int64("shape", -1, 2, 6, 4)])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -217,16 +221,7 @@ def test_a_repeat_after_a_layout_change_is_folded_too():
     still found (every sub-run is tried) and the Transpose stays."""
     from edge_infer.export.simplify import fold_upsampling
 
-    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1, 3]),
-             helper.make_node("Unsqueeze", ["xt", "axis"], ["u"]),
-             helper.make_node("Tile", ["u", "reps"], ["t"]),
-             helper.make_node("Reshape", ["t", "shape"], ["r"]),
-             helper.make_node("Relu", ["r"], ["y"])]
-    graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 2, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 6, 4])],
-        [_int64("axis", 3), _int64("reps", 1, 1, 1, 2, 1), _int64("shape", -1, 2, 6, 4)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = _repeat_graph(tile_axis=3, transpose_first=True)
     x = np.random.default_rng(0).normal(size=(2, 3, 2, 4)).astype(np.float32)
     before = _run(model, x)[0]
     assert fold_upsampling(model) == 1
