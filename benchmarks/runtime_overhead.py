@@ -87,25 +87,14 @@ def in_process(path: Path, calls: int, threads: int | None,
         bare.run(None, feed)
     ours, theirs = [], []
     clock = time.perf_counter_ns
+    pair = ((lambda: model.run(x), ours), (lambda: bare.run(None, feed), theirs))
     for i in range(calls):
         # Alternate which call goes first, so that neither side always runs right after the
         # other (on caches and a thread pool the other just used).
-        if i % 2:
+        for call, times in (pair if i % 2 else pair[::-1]):
             t0 = clock()
-            model.run(x)
-            t1 = clock()
-            bare.run(None, feed)
-            t2 = clock()
-            ours.append(t1 - t0)
-            theirs.append(t2 - t1)
-        else:
-            t0 = clock()
-            bare.run(None, feed)
-            t1 = clock()
-            model.run(x)
-            t2 = clock()
-            theirs.append(t1 - t0)
-            ours.append(t2 - t1)
+            call()
+            times.append(clock() - t0)
     ours_ms = statistics.median(ours) / 1e6
     bare_ms = statistics.median(theirs) / 1e6
     return {"model_run_ms": ours_ms, "session_run_ms": bare_ms,

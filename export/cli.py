@@ -147,13 +147,12 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
     from .quantize import quantize as run_quantize
 
     result = run_quantize(config, log=lambda m: click.echo(m, err=True))
-    original, quantized = result.original.size_bytes, result.quantized.size_bytes
-    if quantized >= original:
+    if result.not_smaller:
         from .report import NOT_SMALLER
 
-        click.echo(f"note: {result.path.name} is {quantized / original:.0%} of {model.name}'s "
-                   f"size: {NOT_SMALLER}; keep the float32 model unless the target needs INT8",
-                   err=True)
+        click.echo(f"note: {result.path.name} is {result.report()['size_ratio']:.0%} of "
+                   f"{model.name}'s size: {NOT_SMALLER}; keep the float32 model unless the "
+                   "target needs INT8", err=True)
     if fmt == "json":
         import json
 

@@ -173,7 +173,7 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
                    if r["top1_agreement"] is not None else ""))
             # A quantized file can be no smaller (report.NOT_SMALLER says why). Such a file has
             # no reason to be deployed, so the float32 model is the result (the report says so).
-            larger = ratio >= 1
+            larger = quantized.not_smaller
             if larger:
                 log(f"  {quantized.path.name} is not smaller than float32; the float32 model "
                     "is the result")

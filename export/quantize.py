@@ -105,24 +105,25 @@ def register(name: str, description: str, suffix: str, alternatives: str):
 
 
 def layers_of(proto: Any) -> list[str]:
-    """The layer names a graph's node names carry (``conv2d`` for ``conv2d/BiasAdd``), in
-    graph order: what ``--exclude`` accepts."""
-    seen: dict[str, None] = {}
-    for node in proto.graph.node:
-        if "/" in node.name:
-            seen.setdefault(node.name.split("/")[0], None)
-    return list(seen)
+    """The layers a graph's node names carry (``conv2d`` for ``conv2d/BiasAdd``), in graph
+    order: what ``--exclude`` accepts."""
+    from edge_infer.runtime.modelfile import layer_of
+
+    layers = (layer_of(node.name) for node in proto.graph.node)
+    return list(dict.fromkeys(layer for layer in layers if layer is not None))
 
 
 def excluded_nodes(proto: Any, names: Sequence[str]) -> list[str]:
     """The nodes ``--exclude NAME`` keeps in float: those named ``NAME`` or ``NAME/...`` (a
     layer of the exported Keras model; see export/names.py). An unknown name is refused with
     the names that exist."""
+    from edge_infer.runtime.modelfile import layer_of
+
     nodes = [n.name for n in proto.graph.node]
     chosen: list[str] = []
     for name in names:
         prefix = name.rstrip("/") + "/"
-        matched = [n for n in nodes if n == name or n.startswith(prefix)]
+        matched = [n for n in nodes if n == name or n.startswith(prefix) or layer_of(n) == name]
         if not matched:
             layers = layers_of(proto)
             raise UsageError(f"--exclude {name}: no layer or node of that name; the model's "
@@ -405,6 +406,11 @@ class QuantizeResult:
     max_abs_diff: float
     settings: dict[str, Any] = field(default_factory=dict)
     layers: list[LayerError] | None = None  # with --per-layer, or when the guard refused
+
+    @property
+    def not_smaller(self) -> bool:
+        """Whether the quantized file saves nothing (report.NOT_SMALLER says why it can)."""
+        return self.quantized.size_bytes >= self.original.size_bytes
 
     @property
     def drop_points(self) -> float | None:

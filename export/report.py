@@ -112,9 +112,8 @@ def _commands(config: Any, out: Path, method: str, device: str) -> list[str]:
             f"edge-infer export {out}",
             f"edge-infer quantize {out / 'model.onnx'} --method {method} --device {device} "
             f"--max-accuracy-drop {config.max_accuracy_drop:g}"
-            + "".join(f" --exclude {layer}" for layer in getattr(config, "exclude", ()))
-            + (f" --auto-exclude {config.auto_exclude}"
-               if getattr(config, "auto_exclude", 0) else ""),
+            + "".join(f" --exclude {layer}" for layer in config.exclude)
+            + (f" --auto-exclude {config.auto_exclude}" if config.auto_exclude else ""),
             f"edge-infer evaluate {out / 'model.onnx'}"]
 
 

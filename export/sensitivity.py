@@ -23,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from edge_infer.runtime.modelfile import layer_of
+
 from .samples import Samples, count, feeds, rows
+from .simplify import consumers
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,8 @@ def layer_outputs(proto: Any) -> dict[str, str]:
     """Layer name -> the last tensor its nodes write, in graph order."""
     outputs: dict[str, str] = {}
     for node in proto.graph.node:
-        if "/" in node.name and node.output and node.output[0]:
-            layer = node.name.split("/")[0]
+        layer = layer_of(node.name)
+        if layer is not None and node.output and node.output[0]:
             outputs.pop(layer, None)  # keep graph order of each layer's last output
             outputs[layer] = node.output[0]
     return outputs
@@ -58,16 +61,13 @@ def _dequantized(proto: Any) -> dict[str, str]:
     in a QDQ model a float tensor goes through ``QuantizeLinear -> DequantizeLinear`` first
     (and the quantizer drops a ``Relu`` that the uint8 range clips anyway, so the tensor
     before the pair is not yet clipped); elsewhere the tensor itself."""
-    consumers: dict[str, list[Any]] = {}
-    for node in proto.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    readers_of = consumers(proto.graph)
     seen = {}
     for node in proto.graph.node:
         for tensor in node.output:
-            readers = consumers.get(tensor, [])
+            readers = readers_of.get(tensor, [])
             if len(readers) == 1 and readers[0].op_type == "QuantizeLinear":
-                after = consumers.get(readers[0].output[0], [])
+                after = readers_of.get(readers[0].output[0], [])
                 if len(after) == 1 and after[0].op_type == "DequantizeLinear":
                     seen[tensor] = after[0].output[0]
                     continue

@@ -193,8 +193,7 @@ class Model:
                 try:
                     return dict(zip(names, native_run(names, {name: inputs}, None)))
                 except Exception as exc:
-                    raise ModelRunError(f"onnxruntime failed to run {self.name}: "
-                                        f"{_first_line(exc)}") from exc
+                    raise self._run_failed(exc) from exc
         if outputs is None and batch_size is None and not self._fixed_one:
             feed = self.signature.fast_feed(inputs)  # arrays that already fit: no checks left
             if feed is not None:
@@ -220,8 +219,10 @@ class Model:
                 return self._native.run(names, feed, None)
             return self.session.run(names, feed)
         except Exception as exc:
-            raise ModelRunError(f"onnxruntime failed to run {self.name}: "
-                                f"{_first_line(exc)}") from exc
+            raise self._run_failed(exc) from exc
+
+    def _run_failed(self, exc: BaseException) -> ModelRunError:
+        return ModelRunError(f"onnxruntime failed to run {self.name}: {_first_line(exc)}")
 
     def _check_output_names(self, names: Sequence[str]) -> list[str]:
         for name in names:

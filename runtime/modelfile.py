@@ -61,10 +61,15 @@ class Node:
 
     @property
     def layer(self) -> str | None:
-        """The first scope of the node's name (``conv2d_1`` for ``conv2d_1/BiasAdd``, also
-        PyTorch's ``/features/features.0/Conv``), or None for an unscoped name."""
-        parts = self.name.lstrip("/").split("/")
-        return parts[0] if len(parts) > 1 and parts[0] else None
+        return layer_of(self.name)
+
+
+def layer_of(node_name: str) -> str | None:
+    """The layer a node belongs to: the first scope of its name (``conv2d_1`` for
+    ``conv2d_1/BiasAdd``, also PyTorch's ``/features/features.0/Conv``), or None for an
+    unscoped name. ``info``, ``quantize --exclude`` and the per-layer errors all use this."""
+    parts = node_name.lstrip("/").split("/")
+    return parts[0] if len(parts) > 1 and parts[0] else None
 
 
 @dataclass
