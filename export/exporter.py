@@ -5,7 +5,8 @@ apply onnxruntime's basic offline optimisation (constant folding and redundant-n
 only: standard ONNX ops, so TensorRT, OpenVINO and every other provider can still take the
 graph) and the simplifications in :mod:`.simplify` (static flatten shapes, tf2onnx's one-channel
 layout reshapes turned back into transposes, zero initial states of recurrent layers left out,
-upsampling as one ``Resize``, embedding lookups without index wrapping), name nodes and
+upsampling as one ``Resize``, embedding lookups without index wrapping), fuse masked recurrent
+layers with sequence lengths where proved (:mod:`.masking`), name nodes and
 tensors after the Keras layers and variables (:mod:`.names`), run ``onnx.checker``, then prove
 parity on real samples, on every output. Only a model that passes is written, under a temporary
 name renamed into place; a failure writes nothing.
@@ -27,6 +28,7 @@ from edge_infer.runtime.atomic import atomic_open
 
 from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
 from .errors import ConversionError, ParityError, SourceError
+from .masking import add_sequence_lengths, masked_tokens, padding_probe, unmasked_recurrence
 from .names import readable_names
 from .parity import ParityReport, check_all
 from .simplify import simplify
@@ -181,6 +183,49 @@ def _keras_outputs(model: Any, xs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
+def _convert(model: Any, config: ExportConfig) -> Any:
+    """tf2onnx's graph, optimised and simplified unless ``config.optimize`` is off."""
+    proto = keras_to_onnx(model, opset=config.opset)
+    if config.optimize:
+        proto = _optimize(proto)
+        simplify(proto)
+    return proto
+
+
+def _name(proto: Any, model: Any) -> None:
+    readable_names(proto, model.name, [layer.name for layer in model.layers],
+                   {v.path: np.asarray(v.numpy()) for v in model.weights})
+
+
+def _fused_masked(model: Any, config: ExportConfig, log: Log) -> Any | None:
+    """For a model whose embedding masks its recurrent layers: the graph with fused
+    ``LSTM``/``GRU`` and sequence lengths (:mod:`.masking`), once it matches the masked Keras
+    model on rows padded every way; None otherwise (tf2onnx's loops are then kept)."""
+    tokens = masked_tokens(model)
+    if tokens is None or not config.optimize:
+        return None
+    with unmasked_recurrence(model):
+        proto = _convert(model, config)
+    _name(proto, model)
+    fused = add_sequence_lengths(proto, tokens)
+    if not fused:
+        log("masked recurrent layers stay tf2onnx loops (correct, slower): the graph is not "
+            "one edge-infer can give sequence lengths")
+        return None
+    probe = padding_probe(tokens)
+    want = _keras_outputs(model, [probe])
+    got = _run_onnx(proto.SerializeToString(), [probe])
+    diff = max(float(np.max(np.abs(np.asarray(w, np.float64) - np.asarray(g, np.float64))))
+               for w, g in zip(want, got))
+    if len(got) != len(want) or not diff <= config.tolerance:
+        log(f"masked recurrent layers stay tf2onnx loops (correct, slower): with sequence "
+            f"lengths they differ from Keras by {diff:.3g} on padded rows")
+        return None
+    log(f"masked recurrent layers: {fused} fused with sequence lengths (max |diff| "
+        f"{diff:.3g} on {len(probe)} rows padded every way)")
+    return proto
+
+
 def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
     log = log or (lambda _msg: None)
     check_opset(config.opset)
@@ -204,12 +249,10 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
     except Exception as exc:
         raise SourceError(f"{keras_file} is not a loadable Keras model ({exc})") from None
     log(f"converting {keras_file} with tf2onnx (opset {config.opset})")
-    proto = keras_to_onnx(model, opset=config.opset)
-    if config.optimize:
-        proto = _optimize(proto)
-        simplify(proto)
-    readable_names(proto, model.name, [layer.name for layer in model.layers],
-                   {v.path: np.asarray(v.numpy()) for v in model.weights})
+    proto = _fused_masked(model, config, log)
+    if proto is None:
+        proto = _convert(model, config)
+        _name(proto, model)
     _tidy(proto)
     props = _metadata(model, info, metrics)
     set_metadata(proto, props)

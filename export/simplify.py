@@ -155,8 +155,9 @@ PASS_THROUGH = ("Unsqueeze", "Squeeze", "Cast", "Identity", "Reshape")
 
 def _all_zero(name: str, producer: dict[str, Any], inits: dict[str, Any]) -> bool:
     """Whether tensor ``name`` is zeros whatever the input: a zero constant, or one expanded
-    to a shape (``Expand``, ``ConstantOfShape``), through shape-only operators. ``producer``
-    maps tensor names to the nodes that write them, ``inits`` names to initializers."""
+    to a shape (``Expand``, ``ConstantOfShape``), through shape-only operators, or a
+    ``Concat`` of such (a bidirectional layer's two states). ``producer`` maps tensor names to
+    the nodes that write them, ``inits`` names to initializers."""
     from onnx import numpy_helper
 
     def constant(value: str) -> np.ndarray | None:
@@ -180,6 +181,8 @@ def _all_zero(name: str, producer: dict[str, Any], inits: dict[str, Any]) -> boo
     elif node.op_type == "ConstantOfShape":
         value = next((numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"),
                      np.zeros(1))
+    elif node.op_type == "Concat":
+        return all(_all_zero(i, producer, inits) for i in node.input)
     else:
         return False
     return value is not None and not np.any(value)

@@ -136,6 +136,37 @@ def test_a_zero_initial_state_is_left_out(initial, dropped):
     np.testing.assert_allclose(_run(model, x)[0], before, atol=1e-6)
 
 
+@pytest.mark.parametrize("second,dropped", [(0.0, True), (0.5, False)])
+def test_a_bidirectional_zero_state_built_by_concat_is_left_out(second, dropped):
+    """tf2onnx builds a bidirectional layer's state as a Concat of both directions' zeros;
+    it is dropped only when every part is zero."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Slice", ["s", "one", "two"], ["n"]),
+             helper.make_node("Concat", ["n", "three"], ["shape"], axis=0),
+             helper.make_node("Expand", ["zero_value", "shape"], ["zeros"]),
+             helper.make_node("Expand", ["second_value", "shape"], ["seconds"]),
+             helper.make_node("Unsqueeze", ["zeros", "zero"], ["forward"]),
+             helper.make_node("Unsqueeze", ["seconds", "zero"], ["backward"]),
+             helper.make_node("Concat", ["forward", "backward"], ["h0"], axis=0),
+             helper.make_node("GRU", ["x", "w", "r", "b", "", "h0"], ["y", "h"], hidden_size=3,
+                              linear_before_reset=1, direction="bidirectional")]
+    inits = [_int64("zero", 0), _int64("one", 1), _int64("two", 2), _int64("three", 3),
+             numpy_helper.from_array(np.array(0.0, np.float32), "zero_value"),
+             numpy_helper.from_array(np.array(second, np.float32), "second_value"),
+             *(numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
+               for name, shape in (("w", (2, 9, 2)), ("r", (2, 9, 3)), ("b", (2, 18))))]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, "N", 2])],
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [2, "N", 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.normal(size=(5, 4, 2)).astype(np.float32)
+    before = _run(model, x)[0]
+    assert simplify(model)["drop_zero_initial_states"] == int(dropped)
+    assert ([n.op_type for n in model.graph.node] == ["GRU"]) == dropped
+    np.testing.assert_allclose(_run(model, x)[0], before, atol=1e-6)
+
+
 def _embedding(index_nodes: list, vocab: int = 7):
     """tokens[N, 3] -> (index arithmetic) -> Gather rows of a [vocab, 2] table."""
     table = np.arange(vocab * 2, dtype=np.float32).reshape(vocab, 2)

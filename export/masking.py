@@ -1,0 +1,279 @@
+"""Masked recurrent layers as ONNX's fused ``LSTM``/``GRU`` with sequence lengths.
+
+Keras text models mask their padding: an ``Embedding(mask_zero=True)`` makes every LSTM and GRU
+after it skip the time steps whose token is 0, keeping the state it had. tf2onnx writes such a
+layer as a generic ``Loop`` that runs one time step per iteration: on a 40-token LSTM(32)
+classifier, 1.39 ms at batch 1 against 0.10 ms for the same layer unmasked (13.5x), 4.95 against
+1.49 ms at batch 64.
+
+ONNX's recurrent operators skip steps too, but only at the end of a sequence
+(``sequence_lens``). The two agree once the padding is moved out of the way: a skipped step
+leaves the state as it was, so a row whose non-zero tokens are moved to the front, in order,
+ends in the state the masked layer ends in, wherever the padding was (before, after, or in
+between). So a masked model is converted as:
+
+1. a clone whose embedding does not mask (same weights), which tf2onnx fuses;
+2. in front of the graph, each row's non-zero tokens moved to the front (``TopK`` on a key that
+   ranks them first and keeps their order, ``GatherElements``), their count the
+   ``sequence_lens`` of every ``LSTM``/``GRU`` and of the ``ReverseSequence`` tf2onnx writes for
+   a ``go_backwards`` layer (which then reverses the tokens, not the padding);
+3. the layer's last output read from ``Y_h`` where the graph took the last step of ``Y`` (zeros
+   past the end of a shorter row; for a reverse direction the first step, which is its last).
+   Which nodes compute "the last step" is proved by running them on a probe, not by matching
+   tf2onnx's spelling.
+
+The exporter then compares the result with the masked Keras model on rows padded every way
+(:func:`padding_probe`) as well as on the parity samples, and keeps tf2onnx's loop, which is
+correct, only slower, when anything differs: a masked average over time, per-step outputs.
+A ``Masking`` layer on float inputs is not handled (the loop stays).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .simplify import _run_probe, consumers, initializers
+
+RECURRENT = ("LSTM", "GRU")
+MOVES = ("Squeeze", "Unsqueeze", "Slice", "Gather", "Reshape", "Transpose", "Identity")
+
+
+@dataclass(frozen=True)
+class MaskedTokens:
+    """The model input whose zero tokens mask the recurrent layers."""
+
+    input_name: str
+    length: int  # time steps; static, as the model's input declares them
+    vocabulary: int  # the embedding's input_dim: tokens are in [0, vocabulary)
+    embedding: str = "embedding"  # the masking layer's name: the nodes added are in its scope
+
+
+def masked_tokens(model: Any) -> MaskedTokens | None:
+    """The token input of a model with one masking ``Embedding`` and recurrent layers, or
+    None: a single integer input of static length, no ``Masking`` layer."""
+    import keras
+
+    layers = _all_layers(model)
+    embeddings = [layer for layer in layers
+                  if isinstance(layer, keras.layers.Embedding) and layer.mask_zero]
+    recurrent = [layer for layer in layers if isinstance(layer, keras.layers.RNN)]
+    if len(embeddings) != 1 or not recurrent or len(model.inputs) != 1 \
+            or any(isinstance(layer, keras.layers.Masking) for layer in layers):
+        return None
+    spec = model.inputs[0]
+    if len(spec.shape) != 2 or spec.shape[1] is None or "int" not in str(spec.dtype):
+        return None
+    return MaskedTokens(spec.name, int(spec.shape[1]), int(embeddings[0].input_dim),
+                        embeddings[0].name)
+
+
+def _all_layers(model: Any) -> list[Any]:
+    """Every layer, including those inside wrappers (``Bidirectional``) and nested models."""
+    found = []
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        found.append(layer)
+        stack.extend(getattr(layer, "layers", []) or [])
+        stack.extend(child for child in (getattr(layer, "layer", None),
+                                         getattr(layer, "forward_layer", None),
+                                         getattr(layer, "backward_layer", None)) if child)
+    return found
+
+
+@contextlib.contextmanager
+def unmasked_recurrence(model: Any) -> Iterator[None]:
+    """Within the block, the model's recurrent layers ignore the mask they are given, so that
+    tf2onnx sees (and fuses) plain layers; the model is unchanged afterwards. Keras 3 records
+    the mask as an operation of the functional graph (``not_equal``), so a clone with
+    ``mask_zero=False`` would still pass it on: the layers' ``call`` is wrapped instead."""
+    import keras
+
+    patched = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.RNN)]
+
+    def without_mask(call: Any) -> Any:
+        def call_unmasked(*args: Any, mask: Any = None, **kwargs: Any) -> Any:
+            return call(*args, **kwargs)
+        return call_unmasked
+
+    try:
+        for layer in patched:
+            object.__setattr__(layer, "call", without_mask(layer.call))
+        yield
+    finally:
+        for layer in patched:
+            layer.__dict__.pop("call", None)
+
+
+def padding_probe(tokens: MaskedTokens, rows: int = 64, seed: int = 0) -> np.ndarray:
+    """Token rows padded every way a masked model must handle: none, after, before, holes in
+    between, and all padding."""
+    rng = np.random.default_rng(seed)
+    probe = rng.integers(1, max(tokens.vocabulary, 2), (rows, tokens.length)).astype(np.int64)
+    kept = rng.integers(0, tokens.length + 1, rows)
+    steps = np.arange(tokens.length)
+    for i in range(rows):
+        kind = i % 5
+        if kind == 1:
+            probe[i, steps >= kept[i]] = 0
+        elif kind == 2:
+            probe[i, steps < tokens.length - kept[i]] = 0
+        elif kind == 3:
+            probe[i, rng.random(tokens.length) < 0.4] = 0
+        elif kind == 4 and i % 10 == 4:
+            probe[i] = 0
+    return probe
+
+
+def add_sequence_lengths(proto: Any, tokens: MaskedTokens) -> int:
+    """Compact the token rows and give every ``LSTM``/``GRU`` their lengths; returns how many
+    recurrent operators now take lengths, 0 (graph unchanged) when the graph is not one this
+    can rewrite: a recurrent operator with lengths already, or one this cannot probe."""
+    graph = proto.graph
+    rnns = [node for node in graph.node if node.op_type in RECURRENT]
+    if not rnns or tokens.input_name not in {i.name for i in graph.input}:
+        return 0
+    rewires = []
+    for node in rnns:
+        if len(node.input) > 4 and node.input[4]:
+            return 0
+        found = _last_step_reads(proto, node, tokens.length)
+        if found is None:
+            return 0
+        rewires.append((node, found))
+    for node, found in rewires:
+        _read_final_state(graph, node, found)
+    lengths, count = _compact(graph, tokens)
+    for node in rnns:
+        while len(node.input) < 5:
+            node.input.append("")
+        node.input[4] = lengths
+    for node in graph.node:  # a go_backwards layer: tf2onnx reverses the whole row first
+        if node.op_type == "ReverseSequence":
+            node.input[1] = count
+    from .simplify import remove_dead
+
+    remove_dead(proto)
+    return len(rnns)
+
+
+def _attribute(node: Any, name: str, default: Any) -> Any:
+    from onnx import helper
+
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name),
+                default)
+
+
+def _directions(node: Any) -> list[str]:
+    """The time order of each direction of a recurrent operator: its ``Y`` has one slice per
+    entry along axis 1."""
+    direction = _attribute(node, "direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+    return ["forward", "reverse"] if direction == "bidirectional" else [direction]
+
+
+def _last_step_reads(proto: Any, node: Any, length: int) -> list[tuple[str, int]] | None:
+    """The tensors downstream of ``node``'s ``Y`` that hold one direction's last time step
+    (``[batch, hidden]``; the first step for the reverse direction), with the direction: found
+    by running each run of moves after ``Y`` on a probe of distinct values. None when the
+    operator is not one this can probe."""
+    graph = proto.graph
+    y = node.output[0] if node.output else ""
+    if not y:
+        return []
+    hidden = int(_attribute(node, "hidden_size", 0))
+    kinds = _directions(node)
+    if hidden < 1 or any(kind not in ("forward", "reverse") for kind in kinds):
+        return None
+    inits, readers = initializers(graph), consumers(graph)
+    probe = np.arange(length * len(kinds) * 3 * hidden, dtype=np.float32).reshape(
+        length, len(kinds), 3, hidden)
+    lasts = [probe[length - 1 if kind == "forward" else 0, d] for d, kind in enumerate(kinds)]
+    found: list[tuple[str, int]] = []
+    frontier = [[reader] for reader in readers.get(y, [])]
+    while frontier:
+        path = frontier.pop()
+        step = path[-1]
+        if step.op_type not in MOVES or len(path) > 6 or not step.input \
+                or any(i and i not in inits for i in step.input[1:]):
+            continue
+        got = _run_probe(proto, path, y, probe, step.output[0], inits)
+        match = next((d for d, last in enumerate(lasts) if got is not None
+                      and got.shape == last.shape and np.array_equal(got, last)), None)
+        if match is not None:
+            found.append((step.output[0], match))
+            continue
+        frontier.extend([*path, reader] for reader in readers.get(step.output[0], [])
+                        if reader.input and reader.input[0] == step.output[0])
+    return found
+
+
+def _read_final_state(graph: Any, node: Any, reads: list[tuple[str, int]]) -> None:
+    """Make each tensor in ``reads`` its direction's slice of ``node``'s ``Y_h`` instead."""
+    from onnx import helper
+
+    from .simplify import _add_initializer
+
+    if not reads:
+        return
+    while len(node.output) < 2:
+        node.output.append("")
+    if not node.output[1]:
+        node.output[1] = f"{node.name}/Y_h"
+    scope = node.name.rsplit("/", 1)[0] if "/" in node.name else node.name
+    kinds = _directions(node)
+    outputs = {o.name for o in graph.output}
+    for tensor, direction in reads:
+        name = f"{scope}/last_{kinds[direction]}"
+        index = _add_initializer(graph, f"{name}/direction", np.array(direction, np.int64))
+        old = next(n for n in graph.node if tensor in n.output)
+        if tensor in outputs:  # the graph's output keeps its name; the old node's is dropped
+            old.output[list(old.output).index(tensor)] = f"{tensor}/unused"
+            new = tensor
+        else:
+            new = name
+            for reader in graph.node:
+                reader.input[:] = [new if i == tensor else i for i in reader.input]
+        gather = helper.make_node("Gather", [node.output[1], index], [new], name=name, axis=0)
+        graph.node.insert(list(graph.node).index(node) + 1, gather)
+
+
+def _compact(graph: Any, tokens: MaskedTokens) -> tuple[str, str]:
+    """Insert, first in the graph, the nodes that move each row's non-zero tokens to the front
+    in order (every reader of the tokens reads the result); returns the lengths as int32
+    (``LSTM``/``GRU``) and int64 (``ReverseSequence``)."""
+    from onnx import TensorProto, helper
+
+    from .simplify import _add_initializer
+
+    name, length = tokens.input_name, tokens.length
+    scope = f"{tokens.embedding}/padding_last"
+    readers = [n for n in graph.node if name in n.input]
+    steps = _add_initializer(graph, f"{scope}/later_first",
+                             np.arange(length - 1, -1, -1, dtype=np.int64))
+    count = _add_initializer(graph, f"{scope}/length", np.array([length], np.int64))
+    axis = _add_initializer(graph, f"{scope}/axis", np.array([1], np.int64))
+    t = {k: f"{scope}/{k}" for k in ("present", "kept", "ranked", "key", "rank", "order",
+                                     "tokens", "count", "lengths")}
+    nodes = [
+        helper.make_node("Cast", [name], [t["present"]], to=TensorProto.BOOL),
+        helper.make_node("Cast", [t["present"]], [t["kept"]], to=TensorProto.INT64),
+        helper.make_node("Mul", [t["kept"], count], [t["ranked"]]),
+        helper.make_node("Add", [t["ranked"], steps], [t["key"]]),
+        helper.make_node("TopK", [t["key"], count], [t["rank"], t["order"]], axis=1),
+        helper.make_node("GatherElements", [name, t["order"]], [t["tokens"]], axis=1),
+        helper.make_node("ReduceSum", [t["kept"], axis], [t["count"]], keepdims=0),
+        helper.make_node("Cast", [t["count"]], [t["lengths"]], to=TensorProto.INT32),
+    ]
+    for node in nodes:
+        node.name = node.output[-1] if node.op_type != "TopK" else f"{scope}/TopK"
+    for reader in readers:
+        reader.input[:] = [t["tokens"] if i == name else i for i in reader.input]
+    for k, node in enumerate(nodes):
+        graph.node.insert(k, node)
+    return t["lengths"], t["count"]

@@ -1,0 +1,120 @@
+"""Masked recurrent layers (export/masking.py): fused with sequence lengths where that computes
+what Keras computes, tf2onnx's loop kept where it does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_infer.export.exporter import ExportConfig, export
+from edge_infer.export.masking import MaskedTokens, masked_tokens, padding_probe
+
+
+def _text_model(head: str):
+    import keras
+
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((12,), dtype="int64", name="tokens")
+    x = layers.Embedding(30, 8, mask_zero=True)(tokens)
+    if head == "gru_lstm":
+        x = layers.LSTM(6)(layers.GRU(8, return_sequences=True)(x))
+    elif head == "bidirectional_backwards":
+        x = layers.Bidirectional(layers.LSTM(6, return_sequences=True))(x)
+        x = layers.GRU(5, go_backwards=True)(x)
+    elif head == "average":  # Keras averages over the unmasked steps only
+        x = layers.GlobalAveragePooling1D()(layers.LSTM(6, return_sequences=True)(x))
+    elif head == "sequence":  # one output per time step: positions matter
+        return keras.Model(tokens, layers.Dense(2)(layers.LSTM(6, return_sequences=True)(x)))
+    return keras.Model(tokens, layers.Dense(3, activation="softmax", name="label")(x))
+
+
+def _rows() -> np.ndarray:
+    """Padding after, before, in between, none, and all padding."""
+    rows = np.random.default_rng(7).integers(1, 30, (5, 12))
+    rows[0, 7:] = 0
+    rows[1, :9] = 0
+    rows[2, [1, 4, 5, 10]] = 0
+    rows[4] = 0
+    return np.concatenate([rows, padding_probe(MaskedTokens("tokens", 12, 30), seed=3)])
+
+
+def _ops(path) -> list:
+    import onnx
+
+    return list(onnx.load(path).graph.node)
+
+
+@pytest.mark.parametrize("head", ["gru_lstm", "bidirectional_backwards"])
+def test_masked_recurrent_layers_become_fused_operators_with_sequence_lengths(head, tmp_path):
+    """Stacked masked GRU -> LSTM, and bidirectional LSTM -> backwards GRU, export without
+    loops, every recurrent operator reads the row lengths, and the model matches masked Keras
+    whatever the padding."""
+    import onnxruntime as ort
+
+    model = _text_model(head)
+    model.save(tmp_path / "text.keras")
+    logs: list[str] = []
+    result = export(ExportConfig(tmp_path / "text.keras"), log=logs.append)
+    nodes = _ops(result.path)
+    recurrent = [n for n in nodes if n.op_type in ("LSTM", "GRU")]
+    assert sorted(n.op_type for n in recurrent) == ["GRU", "LSTM"]
+    assert "Loop" not in {n.op_type for n in nodes}
+    assert all(len(n.input) > 4 and n.input[4] for n in recurrent)
+    assert any("2 fused with sequence lengths" in line for line in logs), logs
+    rows = _rows()
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"tokens": rows})[0]
+    np.testing.assert_allclose(got, np.asarray(model(rows)), atol=1e-5)
+    # the export left the Keras model masking: padding still changes nothing there
+    moved = rows[:1].copy()
+    moved[0, 7:] = 0
+    shifted = np.concatenate([np.zeros((1, 5), moved.dtype), moved[:, :7]], axis=1)
+    np.testing.assert_allclose(np.asarray(model(moved)), np.asarray(model(shifted)), atol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["average", "sequence"])
+def test_masked_models_lengths_cannot_express_keep_the_loop(head, tmp_path):
+    """A masked average over time and per-step outputs depend on where the padding is; the
+    export proves that on padded rows, keeps tf2onnx's loop and still matches Keras."""
+    import onnxruntime as ort
+
+    model = _text_model(head)
+    model.save(tmp_path / "text.keras")
+    logs: list[str] = []
+    result = export(ExportConfig(tmp_path / "text.keras"), log=logs.append)
+    assert "Loop" in {n.op_type for n in _ops(result.path)}
+    assert any("stay tf2onnx loops" in line for line in logs), logs
+    rows = _rows()[:4]  # no all-padding row: Keras' masked average of nothing is NaN
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"tokens": rows})[0]
+    np.testing.assert_allclose(got, np.asarray(model(rows)), atol=1e-5)
+
+
+def test_only_masking_embeddings_before_recurrent_layers_are_candidates():
+    import keras
+
+    layers = keras.layers
+    tokens = keras.Input((12,), dtype="int64", name="tokens")
+    plain = keras.Model(tokens, layers.LSTM(4)(layers.Embedding(30, 8)(tokens)))
+    no_rnn = keras.Model(tokens, layers.GlobalAveragePooling1D()(
+        layers.Embedding(30, 8, mask_zero=True)(tokens)))
+    ragged = keras.Input((None,), dtype="int64", name="tokens")
+    dynamic = keras.Model(ragged, layers.LSTM(4)(layers.Embedding(30, 8, mask_zero=True)(ragged)))
+    assert masked_tokens(plain) is None
+    assert masked_tokens(no_rnn) is None
+    assert masked_tokens(dynamic) is None
+    model = _text_model("gru_lstm")
+    assert masked_tokens(model) == MaskedTokens("tokens", 12, 30, model.layers[1].name)
+
+
+def test_padding_probe_covers_every_padding_pattern():
+    probe = padding_probe(MaskedTokens("tokens", 10, 50))
+    present = probe != 0
+    assert probe.max() < 50 and probe.min() >= 0
+    assert present.all(axis=1).any() and (~present).all(axis=1).any()
+    ends_padded = ~present[:, -1] & present[:, 0]
+    starts_padded = ~present[:, 0] & present[:, -1]
+    gaps = [np.flatnonzero(row) for row in present]
+    holes = any(len(g) > 1 and (np.diff(g) > 1).any() for g in gaps)
+    assert ends_padded.any() and starts_padded.any() and holes
