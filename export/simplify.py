@@ -14,7 +14,7 @@ a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``, ``Cast``, ``Sl
   operators and two full-size copies) becomes one nearest-neighbour ``Resize``. On the zoo's
   ``conv_autoencoder``: 30 -> 16 operators, 1.41x faster at batch 1 and 1.32x at batch 64.
 - ``drop_index_wrapping``: the negative-index wrapping Keras' ``Embedding`` does before its
-  lookup (nine operators; ONNX ``Gather`` wraps by itself) is dropped. Text ``lstm``:
+  lookup (nine operators; ONNX ``Gather`` wraps by itself) is dropped. Unmasked text ``lstm``:
   17 -> 8 operators, 1.13x faster at batch 1, level at batch 64.
 
 Both figures: ``python benchmarks/compare.py before.onnx after.onnx`` on one-epoch zoo models

@@ -45,3 +45,16 @@ def test_suite_quick_runs_every_comparison(tmp_path):
     shown = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "suite.py"), "--load",
                             str(out)], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "== cnn on digits ==" in shown.stdout
+
+
+def test_masked_rnn_compares_the_loop_with_the_fused_export():
+    """The masked-recurrence benchmark exports both graphs in a TensorFlow child process and
+    times them here; the fused file has fewer operators and computes the same."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "masked_rnn.py"),
+                           "--runs", "10", "--batch", "2", "--cell", "GRU"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = done.stdout.split("GRU: loop ")[1].split(" operators, fused ")
+    assert int(counts[0]) > int(counts[1].split()[0])
+    difference = float(done.stdout.rsplit("largest output difference ", 1)[1].split()[0])
+    assert difference <= 1e-5

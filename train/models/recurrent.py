@@ -14,7 +14,12 @@ def _recurrent(spec: DataSpec, cell: str):
     rnn = getattr(layers, cell)
     if spec.kind == "text":
         inputs = keras.Input(shape=spec.input_shape, name="tokens", dtype="int64")
-        x = layers.Embedding(spec.vocab_size or 20000, EMBEDDING)(inputs)
+        # id 0 pads (runtime/metadata.py): masked, the recurrent layer skips the padding instead
+        # of reading it last. On 3,000 rows of 3-40 words padded after, whose class is set by
+        # one of the first four, this LSTM reaches 100% test accuracy with the mask and 68%
+        # without (`python benchmarks/masked_rnn.py --accuracy`). The export makes the masked
+        # layer a fused operator with sequence lengths (export/masking.py), not a loop.
+        x = layers.Embedding(spec.vocab_size or 20000, EMBEDDING, mask_zero=True)(inputs)
         x = rnn(64)(x)
     else:  # [steps, features] numeric sequences: stacked layers
         inputs = keras.Input(shape=spec.input_shape, name="sequence")
@@ -31,8 +36,8 @@ _RECURRENT = {"kinds": ("text", "sequence"), "tasks": ("classification",), "epoc
               "preprocessing": "text: token ids from the stored vocabulary; sequences as given"}
 
 
-@register("lstm", description="text: embedding 64 + LSTM 64; sequences: stacked LSTM 64-32; "
-                              "softmax", **_RECURRENT)
+@register("lstm", description="text: masked embedding 64 + LSTM 64; sequences: stacked LSTM "
+                              "64-32; softmax", **_RECURRENT)
 def lstm(spec: DataSpec):
     return _recurrent(spec, "LSTM")
 
