@@ -252,3 +252,22 @@ def test_a_model_with_two_inputs_and_two_outputs_exports_with_their_names(tmp_pa
     want = model([a, b])
     np.testing.assert_allclose(got["label"], np.asarray(want[0]), atol=1e-5)
     np.testing.assert_allclose(got["score"], np.asarray(want[1]), atol=1e-5)
+
+
+def test_conversion_in_a_process_holding_a_lookup_table_logs_no_serialising_warning(
+        capfd, caplog):
+    """After training on text (an adapted TextVectorization holds a lookup table), TensorFlow
+    warned in three lines ending "'NoneType' object has no attribute 'name'" while tf2onnx
+    converted; the pipeline's output showed it as if the export had failed."""
+    import keras
+
+    from edge_infer.export.convert import keras_to_onnx
+
+    vectorizer = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=5)
+    vectorizer.adapt(["a b c", "b c d"])
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    proto = keras_to_onnx(model)
+    assert [n.op_type for n in proto.graph.node]
+    logged = capfd.readouterr().err + caplog.text
+    assert "Issue encountered when serializing" not in logged
+    assert "NoneType" not in logged
