@@ -93,9 +93,10 @@ class _Progress:
 
 def _sample_inputs(run: Path, model_json: dict[str, Any], count: int = 4) -> str:
     """A few test inputs in the form ``edge-infer run`` takes best: PNGs for image models,
-    ``random:N`` for generators, an .npy batch otherwise. Returns the argument to pass,
-    relative to the run folder (or ``random:N``)."""
-    from edge_infer.runtime.metadata import ImagePreprocess, ModelMetadata
+    a .txt of one text per line for text models, ``random:N`` for generators, an .npy batch
+    otherwise. Returns the argument to pass, relative to the run folder (or ``random:N``)."""
+    from edge_infer.runtime.inputs.text import Tokenizer
+    from edge_infer.runtime.metadata import ImagePreprocess, ModelMetadata, TextPreprocess
 
     if model_json.get("task") == "generation":
         return f"random:{count}"
@@ -103,6 +104,12 @@ def _sample_inputs(run: Path, model_json: dict[str, Any], count: int = 4) -> str
         x = data["x"][:count]
         y = data["y"][:count] if "y" in data.files else None
     image = ModelMetadata.from_props(model_json.get("metadata") or {}).preprocess
+    if isinstance(image, TextPreprocess):
+        tokenizer = Tokenizer(image)
+        lines = [tokenizer.decode(row) for row in x]
+        (run / "inputs.txt").write_text("".join(f"{line}\n" for line in lines if line),
+                                        encoding="utf-8")
+        return "inputs.txt"
     plain = isinstance(image, ImagePreprocess) and image.mean is None and image.std is None \
         and not image.invert and x.ndim == 4 and x.shape[-1] in (1, 3)
     if plain:

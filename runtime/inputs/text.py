@@ -53,6 +53,15 @@ class Tokenizer:
                 out.append(i)
         return out
 
+    def decode(self, ids: np.ndarray) -> str:
+        """The text of a row of ids, padding (0) left out: what ``encode`` turns back into
+        the same ids (an out-of-vocabulary id reads ``[UNK]``, which encodes as unknown
+        unless the vocabulary holds the word "unk")."""
+        joiner = "" if self.pre.split == "character" else " "
+        vocabulary = self.pre.vocabulary
+        return joiner.join(vocabulary[i] for i in np.asarray(ids).reshape(-1).tolist()
+                           if 0 < i < len(vocabulary))
+
     def encode(self, texts: list[str], length: int | None) -> np.ndarray:
         seqs = [self.ids(t) for t in texts]
         width = length or max((len(s) for s in seqs), default=1) or 1

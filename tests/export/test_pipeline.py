@@ -142,3 +142,22 @@ def test_bad_arguments_are_refused_before_training(tmp_path):
         pipeline(_config(tmp_path / "busy"))
     result = CliRunner().invoke(cli, ["pipeline", "cnn", "--device", "toaster"])
     assert result.exit_code == 2 and "rpi5" in result.output
+
+
+def test_a_text_model_is_shown_run_on_a_txt_of_its_test_rows(tmp_path):
+    """For a text model the printed command runs a .txt of test rows written back as words,
+    which the runtime's tokenizer turns into the same ids (padding and empty rows dropped)."""
+    import numpy as np
+
+    from edge_infer.runtime.inputs.text import Tokenizer
+    from edge_infer.runtime.metadata import TextPreprocess
+
+    pre = TextPreprocess(vocabulary=("", "[UNK]", "win", "cash", "lunch"), sequence_length=4)
+    x = np.array([[2, 3, 0, 0], [4, 1, 2, 0], [0, 0, 0, 0], [3, 3, 3, 3]], np.int64)
+    np.savez(tmp_path / "samples.npz", x=x, y=np.zeros(4, np.int64))
+    meta = {"edge_infer.preprocess": json.dumps(pre.to_dict())}
+    argument = pmod._sample_inputs(tmp_path, {"task": "classification", "metadata": meta})
+    assert argument == "inputs.txt"
+    lines = (tmp_path / "inputs.txt").read_text().splitlines()
+    assert lines == ["win cash", "lunch [UNK] win", "cash cash cash cash"]
+    np.testing.assert_array_equal(Tokenizer(pre).encode(lines, 4), x[[0, 1, 3]])
