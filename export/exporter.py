@@ -28,7 +28,7 @@ from edge_infer.runtime.atomic import atomic_open
 
 from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
 from .errors import ConversionError, ParityError, SourceError
-from .masking import add_sequence_lengths, masked_tokens, padding_probe, unmasked_recurrence
+from .masking import add_sequence_lengths, masked_input, padding_probe, unmasked_recurrence
 from .names import readable_names
 from .parity import ParityReport, check_all
 from .simplify import simplify
@@ -201,18 +201,18 @@ def _fused_masked(model: Any, config: ExportConfig, log: Log) -> Any | None:
     """For a model whose embedding masks its recurrent layers: the graph with fused
     ``LSTM``/``GRU`` and sequence lengths (:mod:`.masking`), once it matches the masked Keras
     model on rows padded every way; None otherwise (tf2onnx's loops are then kept)."""
-    tokens = masked_tokens(model)
-    if tokens is None or not config.optimize:
+    masked = masked_input(model)
+    if masked is None or not config.optimize:
         return None
     with unmasked_recurrence(model):
         proto = _convert(model, config)
     _name(proto, model)
-    fused = add_sequence_lengths(proto, tokens)
+    fused = add_sequence_lengths(proto, masked)
     if not fused:
         log("masked recurrent layers stay tf2onnx loops (correct, slower): the graph is not "
             "one edge-infer can give sequence lengths")
         return None
-    probe = padding_probe(tokens)
+    probe = padding_probe(masked)
     want = _keras_outputs(model, [probe])
     got = _run_onnx(proto.SerializeToString(), [probe])
     diff = max(float(np.max(np.abs(np.asarray(w, np.float64) - np.asarray(g, np.float64))))

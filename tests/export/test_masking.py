@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_infer.export.exporter import ExportConfig, export
-from edge_infer.export.masking import MaskedTokens, masked_tokens, padding_probe
+from edge_infer.export.masking import MaskedInput, masked_input, padding_probe
 
 
 def _text_model(head: str):
@@ -36,7 +36,8 @@ def _rows() -> np.ndarray:
     rows[1, :9] = 0
     rows[2, [1, 4, 5, 10]] = 0
     rows[4] = 0
-    return np.concatenate([rows, padding_probe(MaskedTokens("tokens", 12, 30), seed=3)])
+    return np.concatenate([rows, padding_probe(MaskedInput("tokens", 12, "embedding", vocabulary=30),
+                                                seed=3)])
 
 
 def _ops(path) -> list:
@@ -73,6 +74,33 @@ def test_masked_recurrent_layers_become_fused_operators_with_sequence_lengths(he
     np.testing.assert_allclose(np.asarray(model(moved)), np.asarray(model(shifted)), atol=1e-6)
 
 
+def test_a_masking_layer_on_float_steps_fuses_the_same_way(tmp_path):
+    """``Masking(mask_value=-1)`` on [steps, features] sequences: a step is padding when every
+    feature equals the value. A bidirectional GRU then an LSTM fuse, with lengths, and match
+    Keras however the padding lies."""
+    import keras
+    import onnxruntime as ort
+
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    steps = keras.Input((15, 3), name="sequence")
+    x = layers.Masking(mask_value=-1.0)(steps)
+    x = layers.LSTM(6)(layers.Bidirectional(layers.GRU(5, return_sequences=True))(x))
+    model = keras.Model(steps, layers.Dense(2, activation="softmax", name="label")(x))
+    masked = masked_input(model)
+    assert (masked.tokens, masked.features, masked.mask_value) == (False, 3, -1.0)
+    model.save(tmp_path / "steps.keras")
+    result = export(ExportConfig(tmp_path / "steps.keras"))
+    nodes = _ops(result.path)
+    assert "Loop" not in {n.op_type for n in nodes}
+    assert all(len(n.input) > 4 and n.input[4] for n in nodes if n.op_type in ("LSTM", "GRU"))
+    rows = padding_probe(masked, seed=11)
+    rows[0, 2, 0] = -1.0  # one feature at the mask value is not padding
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"sequence": rows})[0]
+    np.testing.assert_allclose(got, np.asarray(model(rows)), atol=1e-5)
+
+
 @pytest.mark.parametrize("head", ["average", "sequence"])
 def test_masked_models_lengths_cannot_express_keep_the_loop(head, tmp_path):
     """A masked average over time and per-step outputs depend on where the padding is; the
@@ -101,15 +129,18 @@ def test_only_masking_embeddings_before_recurrent_layers_are_candidates():
         layers.Embedding(30, 8, mask_zero=True)(tokens)))
     ragged = keras.Input((None,), dtype="int64", name="tokens")
     dynamic = keras.Model(ragged, layers.LSTM(4)(layers.Embedding(30, 8, mask_zero=True)(ragged)))
-    assert masked_tokens(plain) is None
-    assert masked_tokens(no_rnn) is None
-    assert masked_tokens(dynamic) is None
+    assert masked_input(plain) is None
+    assert masked_input(no_rnn) is None
+    assert masked_input(dynamic) is None
+    two = keras.Model(tokens, layers.LSTM(4)(layers.Embedding(30, 8, mask_zero=True)(
+        layers.Masking()(keras.ops.cast(tokens, "float32")))))
+    assert masked_input(two) is None  # two masking layers: not one padded input
     model = _text_model("gru_lstm")
-    assert masked_tokens(model) == MaskedTokens("tokens", 12, 30, model.layers[1].name)
+    assert masked_input(model) == MaskedInput("tokens", 12, model.layers[1].name, vocabulary=30)
 
 
 def test_padding_probe_covers_every_padding_pattern():
-    probe = padding_probe(MaskedTokens("tokens", 10, 50))
+    probe = padding_probe(MaskedInput("tokens", 10, "embedding", vocabulary=50))
     present = probe != 0
     assert probe.max() < 50 and probe.min() >= 0
     assert present.all(axis=1).any() and (~present).all(axis=1).any()
