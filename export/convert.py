@@ -52,14 +52,20 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
         return model(xs[0] if single else list(xs), training=False)
 
     from .gru import keras3_gru_rewriter
+    from .tf_ops import HANDLERS, unsupported
 
     function = tf.function(forward, input_signature=signature)
     try:
         with keras3_gru_rewriter(), _without_collection_warning():
             proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
-                                                     opset=opset)
+                                                     opset=opset, custom_op_handlers=HANDLERS)
     except Exception as exc:  # tf2onnx raises many types
         raise ConversionError(f"tf2onnx could not convert the model: {exc}") from exc
+    left = unsupported(proto)
+    if left:
+        listed = ", ".join(f"{op} ({n} node{'s' if n > 1 else ''})" for op, n in left.items())
+        raise ConversionError(f"tf2onnx cannot convert the TensorFlow operators {listed} this "
+                              f"model uses to ONNX opset {opset}")
     rename_outputs(proto, output_names(model))
     return proto
 

@@ -271,3 +271,38 @@ def test_conversion_in_a_process_holding_a_lookup_table_logs_no_serialising_warn
     logged = capfd.readouterr().err + caplog.text
     assert "Issue encountered when serializing" not in logged
     assert "NoneType" not in logged
+
+
+def test_gelu_and_celu_export_with_parity(tmp_path):
+    """Keras' exact gelu (erfc) and celu (expm1) use TensorFlow operators tf2onnx leaves
+    unconverted; export/tf_ops.py writes them as Erf and Exp, and parity holds."""
+    import keras
+    import onnx
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,), name="x")
+    x = keras.layers.Dense(16, activation="gelu")(inputs)
+    x = keras.layers.Dense(8, activation="celu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="label")(x))
+    model.save(tmp_path / "acts.keras")
+    result = export(ExportConfig(tmp_path / "acts.keras"))
+    assert result.parity.passed and result.parity.max_abs_diff < 1e-5
+    ops = {n.op_type for n in onnx.load(str(result.path)).graph.node}
+    assert {"Erf", "Exp"} <= ops and not {"Erfc", "Expm1"} & ops
+    x = np.linspace(-12, 12, 64, dtype=np.float32).reshape(8, 8)  # erfc's tiny tail too
+    got = Model(result.path).run(x)["label"]
+    np.testing.assert_allclose(got, np.asarray(model(x)), atol=1e-5)
+
+
+def test_an_operator_tf2onnx_cannot_convert_is_named():
+    """tf2onnx passes an operator it has no handler for through, and onnxruntime then refused
+    the graph with INVALID_GRAPH; the export names the operator instead."""
+    import keras
+
+    from edge_infer.export.convert import keras_to_onnx
+    from edge_infer.export.errors import ConversionError
+
+    inputs = keras.Input((4,), name="x")
+    model = keras.Model(inputs, keras.layers.Lambda(keras.ops.erfinv)(inputs))
+    with pytest.raises(ConversionError, match=r"operators Erfinv \(1 node\)"):
+        keras_to_onnx(model)
