@@ -93,11 +93,16 @@ def masked_input(model: Any) -> MaskedInput | None:
 
 
 def _all_layers(model: Any) -> list[Any]:
-    """Every layer, including those inside wrappers (``Bidirectional``) and nested models."""
-    found = []
+    """Every layer once, including those inside wrappers (``Bidirectional``) and nested
+    models."""
+    found: list[Any] = []
+    seen: set[int] = set()
     stack = list(model.layers)
     while stack:
         layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
         found.append(layer)
         stack.extend(getattr(layer, "layers", []) or [])
         stack.extend(child for child in (getattr(layer, "layer", None),
@@ -121,13 +126,17 @@ def unmasked_recurrence(model: Any) -> Iterator[None]:
             return call(*args, **kwargs)
         return call_unmasked
 
+    before = {id(layer): layer.__dict__.get("call") for layer in patched}
     try:
         for layer in patched:
             object.__setattr__(layer, "call", without_mask(layer.call))
         yield
     finally:
         for layer in patched:
-            layer.__dict__.pop("call", None)
+            if before[id(layer)] is None:
+                layer.__dict__.pop("call", None)
+            else:
+                object.__setattr__(layer, "call", before[id(layer)])
 
 
 def padding_probe(masked: MaskedInput, rows: int = 64, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edge_infer.export.exporter import ExportConfig, export
-from edge_infer.export.masking import MaskedInput, masked_input, padding_probe
+from edge_infer.export.masking import (MaskedInput, masked_input, padding_probe,
+                                       unmasked_recurrence)
 
 
 def _text_model(head: str):
@@ -149,3 +150,15 @@ def test_padding_probe_covers_every_padding_pattern():
     gaps = [np.flatnonzero(row) for row in present]
     holes = any(len(g) > 1 and (np.diff(g) > 1).any() for g in gaps)
     assert ends_padded.any() and starts_padded.any() and holes
+
+
+def test_unmasked_recurrence_ignores_the_mask_only_inside_the_block():
+    model = _text_model("bidirectional_backwards")
+    rows = np.zeros((2, 12), np.int64)
+    rows[0, :5] = rows[1, 7:] = [3, 9, 4, 4, 21]  # the same tokens, padded after and before
+    masked = np.asarray(model(rows))
+    np.testing.assert_allclose(masked[0], masked[1], atol=1e-6)
+    with unmasked_recurrence(model):
+        plain = np.asarray(model(rows))
+    assert np.abs(plain[0] - plain[1]).max() > 1e-4  # the padding was read
+    np.testing.assert_allclose(np.asarray(model(rows)), masked, atol=1e-7)
