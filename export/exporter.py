@@ -30,7 +30,7 @@ from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
 from .errors import ConversionError, ParityError, SourceError
 from .masking import add_sequence_lengths, masked_input, padding_probe, unmasked_recurrence
 from .names import readable_names
-from .parity import ParityReport, check_all
+from .parity import ParityReport, check_all, differences
 from .simplify import simplify
 
 Log = Callable[[str], None]
@@ -215,8 +215,8 @@ def _fused_masked(model: Any, config: ExportConfig, log: Log) -> Any | None:
     probe = padding_probe(masked)
     want = _keras_outputs(model, [probe])
     got = _run_onnx(proto.SerializeToString(), [probe])
-    diff = max(float(np.max(np.abs(np.asarray(w, np.float64) - np.asarray(g, np.float64))))
-               for w, g in zip(want, got))
+    diff = max((float(np.max(differences(w, g), initial=0.0)) if np.size(w) == np.size(g)
+                else float("nan")) for w, g in zip(want, got))
     if len(got) != len(want) or not diff <= config.tolerance:
         log(f"masked recurrent layers stay tf2onnx loops (correct, slower): with sequence "
             f"lengths they differ from Keras by {diff:.3g} on padded rows")

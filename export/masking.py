@@ -27,8 +27,11 @@ between). So a masked model is converted as:
 
 The exporter then compares the result with the masked Keras model on rows padded every way
 (:func:`padding_probe`) as well as on the parity samples, and keeps tf2onnx's loop, which is
-correct, only slower, when anything differs: a masked average over time, per-step outputs.
-Models with several inputs, steps of unknown count, or more than one masking layer keep it too.
+correct, only slower, when anything differs: per-step outputs (``return_sequences`` into the
+model's output), whose positions the compaction moved. A masked average over the steps
+(``GlobalAveragePooling1D``) fuses: the mask it reads is computed from the moved rows too, and
+a sum does not depend on order. Models with several inputs, steps of unknown count, or more
+than one masking layer keep the loop.
 """
 
 from __future__ import annotations

@@ -33,11 +33,20 @@ class ParityReport:
         return text
 
 
+def differences(keras_out: Any, onnx_out: Any) -> np.ndarray:
+    """``|a - b|``, zero where both are NaN (the same result: Keras' masked average of an
+    all-padding row is 0/0, and so is the exported model's), NaN where only one is."""
+    a = np.asarray(keras_out, dtype=np.float64)
+    b = np.asarray(onnx_out, dtype=np.float64).reshape(a.shape)
+    both = np.isnan(a) & np.isnan(b)
+    return np.abs(np.where(both, 0.0, a) - np.where(both, 0.0, b))
+
+
 def check(keras_out: np.ndarray, onnx_out: np.ndarray, *, tolerance: float,
           classifier: bool) -> ParityReport:
     a = np.asarray(keras_out, dtype=np.float64)
     b = np.asarray(onnx_out, dtype=np.float64).reshape(a.shape)
-    diff = np.abs(a - b)
+    diff = differences(a, b)
     agreement = float(np.mean(predicted_classes(a) == predicted_classes(b))) if classifier else None
     return ParityReport(samples=int(len(a)), max_abs_diff=float(diff.max()) if diff.size else 0.0,
                         mean_abs_diff=float(diff.mean()) if diff.size else 0.0,

@@ -306,3 +306,16 @@ def test_an_operator_tf2onnx_cannot_convert_is_named():
     model = keras.Model(inputs, keras.layers.Lambda(keras.ops.erfinv)(inputs))
     with pytest.raises(ConversionError, match=r"operators Erfinv \(1 node\)"):
         keras_to_onnx(model)
+
+
+def test_parity_counts_nan_on_both_sides_as_agreement_and_on_one_side_as_failure():
+    """A masked average over an all-padding row is NaN in Keras and in the exported model:
+    the same result. NaN on one side only is a disagreement."""
+    from edge_infer.export.parity import check
+
+    keras_out = np.array([[0.2, 0.8], [np.nan, np.nan]])
+    same = check(keras_out, keras_out.copy(), tolerance=1e-4, classifier=True)
+    assert same.passed and same.max_abs_diff == 0.0
+    one_side = check(keras_out, np.array([[0.2, 0.8], [0.5, 0.5]]), tolerance=1e-4,
+                     classifier=False)
+    assert not one_side.passed
