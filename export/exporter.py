@@ -32,6 +32,7 @@ from .masking import add_sequence_lengths, masked_input, padding_probe, unmasked
 from .names import readable_names
 from .parity import ParityReport, check_all, differences
 from .simplify import simplify
+from .time_distributed import folded_time_distributed
 
 Log = Callable[[str], None]
 
@@ -115,10 +116,16 @@ def _samples(model: Any, run_dir: Path | None, info: dict[str, Any], count: int,
             except Exception as exc:  # offline Keras sets, moved files: fall back, but say so
                 log(f"warning: cannot load dataset {spec} for the parity check ({exc})")
     log("warning: no real samples found; checking parity on random inputs")
+    return _noise(model, min(count, 64))
+
+
+def _noise(model: Any, count: int) -> list[np.ndarray]:
+    """Random inputs, one array per model input: uniform [0, 1) floats, or integers in
+    [0, 10)."""
     rng = np.random.default_rng(0)
     arrays = []
     for inp in model.inputs:
-        shape = (min(count, 64), *[d if d is not None else 1 for d in inp.shape[1:]])
+        shape = (count, *[d if d is not None else 1 for d in inp.shape[1:]])
         if "int" in str(inp.dtype):
             arrays.append(rng.integers(0, 10, size=shape).astype(np.int64))
         else:
@@ -183,8 +190,31 @@ def _keras_outputs(model: Any, xs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
-def _convert(model: Any, config: ExportConfig) -> Any:
-    """tf2onnx's graph, optimised and simplified unless ``config.optimize`` is off."""
+def _convert(model: Any, config: ExportConfig, log: Log | None = None) -> Any:
+    """tf2onnx's graph, optimised and simplified unless ``config.optimize`` is off.
+    ``TimeDistributed`` layers are traced as one call on batch x time
+    (:mod:`.time_distributed`) when the graph then matches Keras on random inputs."""
+    with folded_time_distributed(model) as folded:
+        proto = keras_to_onnx(model, opset=config.opset)
+    if config.optimize:
+        proto = _optimize(proto)
+        simplify(proto)
+    if folded:
+        noise = _noise(model, 8)
+        want, got = _keras_outputs(model, noise), _run_onnx(proto.SerializeToString(), noise)
+        diff = max((float(np.max(differences(w, g), initial=0.0))
+                    if np.size(w) == np.size(g) else float("nan"))
+                   for w, g in zip(want, got))
+        if len(want) == len(got) and diff <= config.tolerance:
+            return proto
+        (log or (lambda _msg: None))(
+            f"TimeDistributed layers stay one call per step: called once on batch x time "
+            f"they differ from Keras by {diff:.3g}")
+        return _convert_plain(model, config)
+    return proto
+
+
+def _convert_plain(model: Any, config: ExportConfig) -> Any:
     proto = keras_to_onnx(model, opset=config.opset)
     if config.optimize:
         proto = _optimize(proto)
@@ -205,7 +235,7 @@ def _fused_masked(model: Any, config: ExportConfig, log: Log) -> Any | None:
     if masked is None or not config.optimize:
         return None
     with unmasked_recurrence(model):
-        proto = _convert(model, config)
+        proto = _convert(model, config, log)
     _name(proto, model)
     fused = add_sequence_lengths(proto, masked)
     if not fused:
@@ -251,7 +281,7 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
     log(f"converting {keras_file} with tf2onnx (opset {config.opset})")
     proto = _fused_masked(model, config, log)
     if proto is None:
-        proto = _convert(model, config)
+        proto = _convert(model, config, log)
         _name(proto, model)
     _tidy(proto)
     props = _metadata(model, info, metrics)

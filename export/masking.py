@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from .layer_calls import all_layers, replaced_calls
 from .simplify import _run_probe, consumers, initializers
 
 RECURRENT = ("LSTM", "GRU")
@@ -74,7 +75,7 @@ def masked_input(model: Any) -> MaskedInput | None:
     ``Masking`` layer, with static steps."""
     import keras
 
-    layers = _all_layers(model)
+    layers = all_layers(model)
     sources = [layer for layer in layers
                if (isinstance(layer, keras.layers.Embedding) and layer.mask_zero)
                or isinstance(layer, keras.layers.Masking)]
@@ -95,25 +96,6 @@ def masked_input(model: Any) -> MaskedInput | None:
                        mask_value=float(source.mask_value))
 
 
-def _all_layers(model: Any) -> list[Any]:
-    """Every layer once, including those inside wrappers (``Bidirectional``) and nested
-    models."""
-    found: list[Any] = []
-    seen: set[int] = set()
-    stack = list(model.layers)
-    while stack:
-        layer = stack.pop()
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        found.append(layer)
-        stack.extend(getattr(layer, "layers", []) or [])
-        stack.extend(child for child in (getattr(layer, "layer", None),
-                                         getattr(layer, "forward_layer", None),
-                                         getattr(layer, "backward_layer", None)) if child)
-    return found
-
-
 @contextlib.contextmanager
 def unmasked_recurrence(model: Any) -> Iterator[None]:
     """Within the block, the model's recurrent layers ignore the mask they are given, so that
@@ -122,24 +104,16 @@ def unmasked_recurrence(model: Any) -> Iterator[None]:
     ``mask_zero=False`` would still pass it on: the layers' ``call`` is wrapped instead."""
     import keras
 
-    patched = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.RNN)]
+    def without_mask(layer: Any) -> Any:
+        call = layer.call
 
-    def without_mask(call: Any) -> Any:
         def call_unmasked(*args: Any, mask: Any = None, **kwargs: Any) -> Any:
             return call(*args, **kwargs)
         return call_unmasked
 
-    before = {id(layer): layer.__dict__.get("call") for layer in patched}
-    try:
-        for layer in patched:
-            object.__setattr__(layer, "call", without_mask(layer.call))
+    recurrent = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.RNN)]
+    with replaced_calls(recurrent, without_mask):
         yield
-    finally:
-        for layer in patched:
-            if before[id(layer)] is None:
-                layer.__dict__.pop("call", None)
-            else:
-                object.__setattr__(layer, "call", before[id(layer)])
 
 
 def padding_probe(masked: MaskedInput, rows: int = 64, seed: int = 0) -> np.ndarray:

@@ -47,14 +47,17 @@ def test_suite_quick_runs_every_comparison(tmp_path):
     assert shown.returncode == 0 and "== cnn on digits ==" in shown.stdout
 
 
-def test_masked_rnn_compares_the_loop_with_the_fused_export():
-    """The masked-recurrence benchmark exports both graphs in a TensorFlow child process and
-    times them here; the fused file has fewer operators and computes the same."""
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "masked_rnn.py"),
-                           "--runs", "10", "--batch", "2", "--cell", "GRU"],
+def test_keras_rewrites_compare_each_rewrite_with_the_graph_without_it():
+    """The benchmark exports both graphs in a TensorFlow child process and times them here;
+    the rewritten file has fewer operators and computes the same."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "keras_rewrites.py"),
+                           "--runs", "10", "--batch", "2", "--case", "GRU", "--case", "frames"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    counts = done.stdout.split("GRU: loop ")[1].split(" operators, fused ")
-    assert int(counts[0]) > int(counts[1].split()[0])
-    difference = float(done.stdout.rsplit("largest output difference ", 1)[1].split()[0])
-    assert difference <= 1e-5
+    for case, was, now in (("GRU", "loop", "fused"), ("frames", "unrolled", "folded")):
+        line = next(ln for ln in done.stdout.splitlines() if ln.startswith(f"{case}: "))
+        counts = [int(word) for word in line.split() if word.isdigit()]
+        assert f"{was} " in line and f"{now} " in line and counts[0] > counts[1], line
+    differences = [float(ln.rsplit("difference ", 1)[1]) for ln in done.stdout.splitlines()
+                   if "difference" in ln]
+    assert len(differences) == 2 and max(differences) <= 1e-5

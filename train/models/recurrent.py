@@ -17,7 +17,7 @@ def _recurrent(spec: DataSpec, cell: str):
         # id 0 pads (runtime/metadata.py): masked, the recurrent layer skips the padding instead
         # of reading it last. On 3,000 rows of 3-40 words padded after, whose class is set by
         # one of the first four, this LSTM reaches 100% test accuracy with the mask and 68%
-        # without (`python benchmarks/masked_rnn.py --accuracy`). The export makes the masked
+        # without (`python benchmarks/keras_rewrites.py --accuracy`). The export makes the masked
         # layer a fused operator with sequence lengths (export/masking.py), not a loop.
         x = layers.Embedding(spec.vocab_size or 20000, EMBEDDING, mask_zero=True)(inputs)
         x = rnn(64)(x)
