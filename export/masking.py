@@ -27,11 +27,14 @@ between). So a masked model is converted as:
 
 The exporter then compares the result with the masked Keras model on rows padded every way
 (:func:`padding_probe`) as well as on the parity samples, and keeps tf2onnx's loop, which is
-correct, only slower, when anything differs: per-step outputs (``return_sequences`` into the
-model's output), whose positions the compaction moved. A masked average over the steps
-(``GlobalAveragePooling1D``) fuses: the mask it reads is computed from the moved rows too, and
-a sum does not depend on order. Models with several inputs, steps of unknown count, or more
-than one masking layer keep the loop.
+correct, only slower, when anything differs. What fuses besides a last output: a masked
+average over the steps (``GlobalAveragePooling1D``, masked attention), since the mask it reads
+is computed from the moved rows too and a sum does not depend on order; and per-step outputs
+(a tagger's ``[batch, steps, ...]``), whose steps are put back in the input's order, a padded
+step repeating the last output before it as Keras does (:func:`_restore_step_order`). What
+keeps the loop: a bidirectional layer's per-step outputs (Keras zeros their padded steps),
+layers that read positions (``Flatten``) or the repeated outputs (``GlobalMaxPooling1D``),
+models with several inputs, steps of unknown count, or more than one masking layer.
 """
 
 from __future__ import annotations
@@ -163,7 +166,11 @@ def add_sequence_lengths(proto: Any, masked: MaskedInput) -> int:
         rewires.append((node, found))
     for node, found in rewires:
         _read_final_state(graph, node, found)
-    lengths, count = _compact(graph, masked)
+    from .simplify import _shapes
+
+    shapes = _shapes(proto)
+    lengths, count, kept = _compact(graph, masked)
+    _restore_step_order(graph, masked, kept, shapes)
     for node in rnns:
         while len(node.input) < 5:
             node.input.append("")
@@ -258,10 +265,11 @@ def _read_final_state(graph: Any, node: Any, reads: list[tuple[str, int]]) -> No
         graph.node.insert(list(graph.node).index(node) + 1, gather)
 
 
-def _compact(graph: Any, masked: MaskedInput) -> tuple[str, str]:
+def _compact(graph: Any, masked: MaskedInput) -> tuple[str, str, str]:
     """Insert, first in the graph, the nodes that move each row's unpadded steps to the front
     in order (every reader of the input reads the result); returns the lengths as int32
-    (``LSTM``/``GRU``) and int64 (``ReverseSequence``)."""
+    (``LSTM``/``GRU``) and int64 (``ReverseSequence``), and which steps are kept (``[batch,
+    steps]``, 1 or 0, in the input's order)."""
     from onnx import TensorProto, helper
 
     from .simplify import _add_initializer
@@ -312,4 +320,44 @@ def _compact(graph: Any, masked: MaskedInput) -> tuple[str, str]:
         reader.input[:] = [t["moved"] if i == name else i for i in reader.input]
     for k, node in enumerate(nodes):
         graph.node.insert(k, node)
-    return t["lengths"], t["count"]
+    return t["lengths"], t["count"], t["kept"]
+
+
+def _restore_step_order(graph: Any, masked: MaskedInput, kept: str,
+                        shapes: dict[str, list[int | None]]) -> None:
+    """Give every per-step graph output (``[batch, steps, ...]``, rank 3 or more: a
+    ``return_sequences`` layer's outputs, a tagger's labels) the steps where the input had
+    them. Keras repeats a masked layer's last output over the padded steps that follow it
+    (zeros before the first), so original step ``t`` reads moved step ``k - 1``, ``k`` the
+    number of unpadded steps up to ``t`` (``CumSum``); ``k = 0`` reads step -1, the last, which
+    is past the row's length (the layer output zeros there) whenever a row has padding."""
+    from onnx import helper
+
+    from .simplify import _add_initializer
+
+    outputs = [o.name for o in graph.output
+               if len(shapes.get(o.name) or []) >= 3 and shapes[o.name][1] == masked.length]
+    if not outputs:
+        return
+    scope = f"{masked.layer}/padding_last"
+    axis = _add_initializer(graph, f"{scope}/step_axis", np.array(1, np.int64))
+    one = _add_initializer(graph, f"{scope}/one", np.array(1, np.int64))
+    source = f"{scope}/source_step"
+    nodes = [helper.make_node("CumSum", [kept, axis], [f"{scope}/kept_so_far"]),
+             helper.make_node("Sub", [f"{scope}/kept_so_far", one], [source])]
+    for name in outputs:
+        rank = len(shapes[name])
+        moved = f"{name}/moved_steps"
+        for node in graph.node:
+            node.output[:] = [moved if o == name else o for o in node.output]
+            node.input[:] = [moved if i == name else i for i in node.input]
+        axes = _add_initializer(graph, f"{name}/step_axes", np.arange(2, rank, dtype=np.int64))
+        nodes += [
+            helper.make_node("Unsqueeze", [source, axes], [f"{name}/source"]),
+            helper.make_node("Shape", [moved], [f"{name}/shape"]),
+            helper.make_node("Expand", [f"{name}/source", f"{name}/shape"], [f"{name}/index"]),
+            helper.make_node("GatherElements", [moved, f"{name}/index"], [name], axis=1),
+        ]
+    for node in nodes:
+        node.name = node.output[0]
+    graph.node.extend(nodes)
