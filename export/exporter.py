@@ -28,7 +28,8 @@ from edge_infer.runtime.atomic import atomic_open
 
 from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
 from .errors import ConversionError, ParityError, SourceError
-from .masking import add_sequence_lengths, masked_input, padding_probe, unmasked_recurrence
+from .masking import (PADDED_STEPS, add_sequence_lengths, masked_input, padding_probe,
+                      unmasked_recurrence)
 from .names import readable_names
 from .parity import ParityReport, check_all, differences
 from .simplify import simplify
@@ -201,11 +202,9 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None) -> Any:
         simplify(proto)
     if folded:
         noise = _noise(model, 8)
-        want, got = _keras_outputs(model, noise), _run_onnx(proto.SerializeToString(), noise)
-        diff = max((float(np.max(differences(w, g), initial=0.0))
-                    if np.size(w) == np.size(g) else float("nan"))
-                   for w, g in zip(want, got))
-        if len(want) == len(got) and diff <= config.tolerance:
+        diff = _largest_difference(_keras_outputs(model, noise),
+                                   _run_onnx(proto.SerializeToString(), noise))
+        if diff <= config.tolerance:
             return proto
         (log or (lambda _msg: None))(
             f"TimeDistributed layers stay one call per step: called once on batch x time "
@@ -227,33 +226,48 @@ def _name(proto: Any, model: Any) -> None:
                    {v.path: np.asarray(v.numpy()) for v in model.weights})
 
 
+def _largest_difference(want: list[Any], got: list[Any]) -> float:
+    """The largest absolute difference over every output; NaN where they do not line up."""
+    if len(want) != len(got) or any(np.size(w) != np.size(g) for w, g in zip(want, got)):
+        return float("nan")
+    return max((float(np.max(differences(w, g), initial=0.0)) for w, g in zip(want, got)),
+               default=0.0)
+
+
 def _fused_masked(model: Any, config: ExportConfig, log: Log) -> Any | None:
     """For a model whose embedding masks its recurrent layers: the graph with fused
     ``LSTM``/``GRU`` and sequence lengths (:mod:`.masking`), once it matches the masked Keras
-    model on rows padded every way; None otherwise (tf2onnx's loops are then kept)."""
+    model on rows padded every way; None otherwise (tf2onnx's loops are then kept). Per-step
+    outputs are tried with both things Keras puts at a padded step."""
+    import onnx
+
     masked = masked_input(model)
     if masked is None or not config.optimize:
         return None
     with unmasked_recurrence(model):
-        proto = _convert(model, config, log)
-    _name(proto, model)
-    fused = add_sequence_lengths(proto, masked)
-    if not fused:
-        log("masked recurrent layers stay tf2onnx loops (correct, slower): the graph is not "
-            "one edge-infer can give sequence lengths")
-        return None
+        traced = _convert(model, config, log)
+    _name(traced, model)
     probe = padding_probe(masked)
     want = _keras_outputs(model, [probe])
-    got = _run_onnx(proto.SerializeToString(), [probe])
-    diff = max((float(np.max(differences(w, g), initial=0.0)) if np.size(w) == np.size(g)
-                else float("nan")) for w, g in zip(want, got))
-    if len(got) != len(want) or not diff <= config.tolerance:
-        log(f"masked recurrent layers stay tf2onnx loops (correct, slower): with sequence "
-            f"lengths they differ from Keras by {diff:.3g} on padded rows")
-        return None
-    log(f"masked recurrent layers: {fused} fused with sequence lengths (max |diff| "
-        f"{diff:.3g} on {len(probe)} rows padded every way)")
-    return proto
+    diff = float("nan")
+    for padded_steps in PADDED_STEPS:
+        proto = onnx.ModelProto()
+        proto.CopyFrom(traced)
+        fused, per_step = add_sequence_lengths(proto, masked, padded_steps)
+        if not fused:
+            log("masked recurrent layers stay tf2onnx loops (correct, slower): the graph is "
+                "not one edge-infer can give sequence lengths")
+            return None
+        diff = _largest_difference(want, _run_onnx(proto.SerializeToString(), [probe]))
+        if diff <= config.tolerance:
+            log(f"masked recurrent layers: {fused} fused with sequence lengths (max |diff| "
+                f"{diff:.3g} on {len(probe)} rows padded every way)")
+            return proto
+        if not per_step:
+            break
+    log(f"masked recurrent layers stay tf2onnx loops (correct, slower): with sequence "
+        f"lengths they differ from Keras by {diff:.3g} on padded rows")
+    return None
 
 
 def export(config: ExportConfig, log: Log | None = None) -> ExportResult:

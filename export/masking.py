@@ -31,10 +31,11 @@ correct, only slower, when anything differs. What fuses besides a last output: a
 average over the steps (``GlobalAveragePooling1D``, masked attention), since the mask it reads
 is computed from the moved rows too and a sum does not depend on order; and per-step outputs
 (a tagger's ``[batch, steps, ...]``), whose steps are put back in the input's order, a padded
-step repeating the last output before it as Keras does (:func:`_restore_step_order`). What
-keeps the loop: a bidirectional layer's per-step outputs (Keras zeros their padded steps),
-layers that read positions (``Flatten``) or the repeated outputs (``GlobalMaxPooling1D``),
-models with several inputs, steps of unknown count, or more than one masking layer.
+step repeating the last output before it, or zeros for a bidirectional layer, as Keras does
+(:func:`_restore_step_order`; the exporter tries both). What keeps the loop: a
+``go_backwards`` layer's per-step outputs (reversed, padding included), layers that read
+positions (``Flatten``) or the repeated outputs (``GlobalMaxPooling1D``), models with several
+inputs, steps of unknown count, or more than one masking layer.
 """
 
 from __future__ import annotations
@@ -148,21 +149,27 @@ def padding_probe(masked: MaskedInput, rows: int = 64, seed: int = 0) -> np.ndar
     return probe
 
 
-def add_sequence_lengths(proto: Any, masked: MaskedInput) -> int:
+PADDED_STEPS = ("repeat", "zeros")  # what a per-step output holds at a padded step in Keras
+
+
+def add_sequence_lengths(proto: Any, masked: MaskedInput, padded_steps: str = "repeat"
+                         ) -> tuple[int, int]:
     """Compact the padded rows and give every ``LSTM``/``GRU`` their lengths; returns how many
-    recurrent operators now take lengths, 0 (graph unchanged) when the graph is not one this
-    can rewrite: a recurrent operator with lengths already, or one this cannot probe."""
+    recurrent operators now take lengths and how many per-step outputs were put back in step
+    order (``padded_steps``: see :func:`_restore_step_order`). ``(0, 0)``, graph unchanged,
+    when the graph is not one this can rewrite: a recurrent operator with lengths already, or
+    one this cannot probe."""
     graph = proto.graph
     rnns = [node for node in graph.node if node.op_type in RECURRENT]
     if not rnns or masked.input_name not in {i.name for i in graph.input}:
-        return 0
+        return 0, 0
     rewires = []
     for node in rnns:
         if len(node.input) > 4 and node.input[4]:
-            return 0
+            return 0, 0
         found = _last_step_reads(proto, node, masked.length)
         if found is None:
-            return 0
+            return 0, 0
         rewires.append((node, found))
     for node, found in rewires:
         _read_final_state(graph, node, found)
@@ -170,7 +177,7 @@ def add_sequence_lengths(proto: Any, masked: MaskedInput) -> int:
 
     shapes = _shapes(proto)
     lengths, count, kept = _compact(graph, masked)
-    _restore_step_order(graph, masked, kept, shapes)
+    restored = _restore_step_order(graph, masked, kept, shapes, padded_steps)
     for node in rnns:
         while len(node.input) < 5:
             node.input.append("")
@@ -181,7 +188,7 @@ def add_sequence_lengths(proto: Any, masked: MaskedInput) -> int:
     from .simplify import remove_dead
 
     remove_dead(proto)
-    return len(rnns)
+    return len(rnns), restored
 
 
 def _attribute(node: Any, name: str, default: Any) -> Any:
@@ -324,13 +331,15 @@ def _compact(graph: Any, masked: MaskedInput) -> tuple[str, str, str]:
 
 
 def _restore_step_order(graph: Any, masked: MaskedInput, kept: str,
-                        shapes: dict[str, list[int | None]]) -> None:
+                        shapes: dict[str, list[int | None]], padded_steps: str) -> int:
     """Give every per-step graph output (``[batch, steps, ...]``, rank 3 or more: a
     ``return_sequences`` layer's outputs, a tagger's labels) the steps where the input had
-    them. Keras repeats a masked layer's last output over the padded steps that follow it
-    (zeros before the first), so original step ``t`` reads moved step ``k - 1``, ``k`` the
-    number of unpadded steps up to ``t`` (``CumSum``); ``k = 0`` reads step -1, the last, which
-    is past the row's length (the layer output zeros there) whenever a row has padding."""
+    them; returns how many outputs. An unpadded step ``t`` reads moved step ``k - 1``, ``k``
+    the number of unpadded steps up to ``t`` (``CumSum``). A padded step reads, with
+    ``padded_steps="repeat"``, the same (Keras' recurrent layers repeat their last output over
+    the padding after it), and with ``"zeros"`` step -1 (a ``Bidirectional`` layer's outputs
+    are zeros there). Step -1 is past the row's length, where the layers output zeros,
+    whenever a row has padding; so is ``k = 0``, before the first unpadded step."""
     from onnx import helper
 
     from .simplify import _add_initializer
@@ -338,13 +347,18 @@ def _restore_step_order(graph: Any, masked: MaskedInput, kept: str,
     outputs = [o.name for o in graph.output
                if len(shapes.get(o.name) or []) >= 3 and shapes[o.name][1] == masked.length]
     if not outputs:
-        return
+        return 0
     scope = f"{masked.layer}/padding_last"
     axis = _add_initializer(graph, f"{scope}/step_axis", np.array(1, np.int64))
     one = _add_initializer(graph, f"{scope}/one", np.array(1, np.int64))
     source = f"{scope}/source_step"
     nodes = [helper.make_node("CumSum", [kept, axis], [f"{scope}/kept_so_far"]),
-             helper.make_node("Sub", [f"{scope}/kept_so_far", one], [source])]
+             helper.make_node("Sub", [f"{scope}/kept_so_far", one], [f"{scope}/moved_step"])]
+    if padded_steps == "zeros":  # moved step where kept, else -1: kept * (moved + 1) - 1
+        nodes += [helper.make_node("Mul", [kept, f"{scope}/kept_so_far"], [f"{scope}/if_kept"]),
+                  helper.make_node("Sub", [f"{scope}/if_kept", one], [source])]
+    else:
+        nodes += [helper.make_node("Identity", [f"{scope}/moved_step"], [source])]
     for name in outputs:
         rank = len(shapes[name])
         moved = f"{name}/moved_steps"
@@ -361,3 +375,4 @@ def _restore_step_order(graph: Any, masked: MaskedInput, kept: str,
     for node in nodes:
         node.name = node.output[0]
     graph.node.extend(nodes)
+    return len(outputs)

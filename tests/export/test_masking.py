@@ -27,9 +27,12 @@ def _text_model(head: str):
         x = layers.GlobalAveragePooling1D()(layers.LSTM(6, return_sequences=True)(x))
     elif head == "sequence":  # one output per step, in the input's step order
         return keras.Model(tokens, layers.Dense(2)(layers.LSTM(6, return_sequences=True)(x)))
-    elif head == "bidirectional_sequence":  # Keras zeros padded steps here: not expressible
+    elif head == "bidirectional_sequence":  # Keras zeros the padded steps here
         return keras.Model(tokens, layers.Dense(2)(layers.Bidirectional(
             layers.LSTM(6, return_sequences=True))(x)))
+    elif head == "backwards_sequence":  # steps in reverse order, padding first or last
+        return keras.Model(tokens, layers.Dense(2)(
+            layers.LSTM(6, return_sequences=True, go_backwards=True)(x)))
     return keras.Model(tokens, layers.Dense(3, activation="softmax", name="label")(x))
 
 
@@ -50,13 +53,14 @@ def _ops(path) -> list:
     return list(onnx.load(path).graph.node)
 
 
-@pytest.mark.parametrize("head", ["gru_lstm", "bidirectional_backwards", "average", "sequence"])
+@pytest.mark.parametrize("head", ["gru_lstm", "bidirectional_backwards", "average", "sequence",
+                                  "bidirectional_sequence"])
 def test_masked_recurrent_layers_become_fused_operators_with_sequence_lengths(head, tmp_path):
     """Stacked masked GRU -> LSTM, bidirectional LSTM -> backwards GRU, an LSTM whose steps
     Keras averages over the unmasked ones, and one with an output per step, export without
     loops, every recurrent operator reads the row lengths, and the model matches masked Keras
     whatever the padding (the average of an all-padding row is NaN in both; a padded step
-    repeats the last output before it)."""
+    repeats the last output before it, or is zeros for a bidirectional layer)."""
     import onnxruntime as ort
 
     model = _text_model(head)
@@ -65,8 +69,8 @@ def test_masked_recurrent_layers_become_fused_operators_with_sequence_lengths(he
     result = export(ExportConfig(tmp_path / "text.keras"), log=logs.append)
     nodes = _ops(result.path)
     recurrent = [n for n in nodes if n.op_type in ("LSTM", "GRU")]
-    assert sorted(n.op_type for n in recurrent) == (["LSTM"] if head in ("average", "sequence")
-                                                     else ["GRU", "LSTM"])
+    two = head in ("gru_lstm", "bidirectional_backwards")  # else one (bidirectional) LSTM
+    assert sorted(n.op_type for n in recurrent) == (["GRU", "LSTM"] if two else ["LSTM"])
     assert "Loop" not in {n.op_type for n in nodes}
     assert all(len(n.input) > 4 and n.input[4] for n in recurrent)
     assert any("fused with sequence lengths" in line for line in logs), logs
@@ -103,13 +107,13 @@ def test_a_masking_layer_on_float_steps_fuses_the_same_way(tmp_path):
     np.testing.assert_allclose(got, np.asarray(model(rows)), atol=1e-5)
 
 
-def test_a_bidirectional_tagger_keeps_the_loop(tmp_path):
-    """A bidirectional layer's per-step outputs are zeros at padded steps in Keras, not the
-    last output repeated; the export finds the difference on padded rows, keeps tf2onnx's loop
-    and still matches Keras."""
+def test_a_backwards_tagger_keeps_the_loop(tmp_path):
+    """A go_backwards layer's per-step outputs come in reverse step order, padding included;
+    the export finds that sequence lengths do not reproduce them on padded rows, keeps
+    tf2onnx's loop and still matches Keras."""
     import onnxruntime as ort
 
-    model = _text_model("bidirectional_sequence")
+    model = _text_model("backwards_sequence")
     model.save(tmp_path / "text.keras")
     logs: list[str] = []
     result = export(ExportConfig(tmp_path / "text.keras"), log=logs.append)
