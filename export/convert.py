@@ -61,6 +61,16 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
                                                      opset=opset, custom_op_handlers=HANDLERS)
     except Exception as exc:  # tf2onnx raises many types
         raise ConversionError(f"tf2onnx could not convert the model: {exc}") from exc
+    initializers = {i.name for i in proto.graph.initializer}
+    expected = {spec.name for spec in signature}
+    extra = [i.name for i in proto.graph.input
+             if i.name not in initializers and i.name not in expected]
+    if extra:
+        raise ConversionError(
+            f"the converted graph expects inputs the Keras model does not have ({', '.join(extra)})"
+            ": the model reads a tensor it computed once, outside any layer (a layer applied to "
+            "a constant while building it, say), and tf2onnx leaves that as an input; compute "
+            "it inside a layer's call")
     left = unsupported(proto)
     if left:
         listed = ", ".join(f"{op} ({n} node{'s' if n > 1 else ''})" for op, n in left.items())

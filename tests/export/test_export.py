@@ -319,3 +319,20 @@ def test_parity_counts_nan_on_both_sides_as_agreement_and_on_one_side_as_failure
     one_side = check(keras_out, np.array([[0.2, 0.8], [0.5, 0.5]]), tolerance=1e-4,
                      classifier=False)
     assert not one_side.passed
+
+
+def test_a_tensor_computed_outside_the_layers_is_refused_with_the_reason():
+    """A layer applied to a constant while the model is built leaves a computed tensor in the
+    graph, which tf2onnx turns into an input no caller can feed; say so instead of failing
+    later with onnxruntime's 'Required inputs are missing'."""
+    import keras
+
+    from edge_infer.export.convert import keras_to_onnx
+    from edge_infer.export.errors import ConversionError
+
+    tokens = keras.Input((8,), dtype="int64", name="tokens")
+    positions = keras.layers.Embedding(8, 4)(keras.ops.arange(8)[None, :])
+    x = keras.layers.Embedding(50, 4)(tokens) + positions
+    model = keras.Model(tokens, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    with pytest.raises(ConversionError, match="outside any layer"):
+        keras_to_onnx(model)
