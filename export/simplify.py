@@ -2,7 +2,8 @@
 
 Small edge models are dominated by per-operator overhead, not arithmetic: on the 8x8 digits CNN
 a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``, ``Cast``, ``Slice``, ``Concat``,
-``Cast``, ``Reshape``) to compute a shape that is static except for the batch. Five passes:
+``Cast``, ``Reshape``) to compute a shape that is static except for the batch. Five passes
+here, and a sixth in :mod:`.layer_norm` (a written-out ``LayerNormalization`` as one operator):
 
 - ``fold_reshapes``: a ``Reshape`` whose input and output shapes are static apart from the batch
   gets the constant shape ``[-1, d1, ...]``; the shape subgraph becomes dead and is dropped.
@@ -459,9 +460,12 @@ def simplify(proto: Any) -> dict[str, int]:
     """Every simplification in order; returns what each changed. Shape inference runs once:
     the passes that read shapes (the reshape passes and ``fold_upsampling``) change no shape
     another of them reads, and the last two read none."""
+    from .layer_norm import fold_layer_norms
+
     shapes = _shapes(proto)
     return {"fold_reshapes": fold_reshapes(proto, shapes),
             "restore_layout_transposes": restore_layout_transposes(proto, shapes),
             "fold_upsampling": fold_upsampling(proto, shapes),
             "drop_zero_initial_states": drop_zero_initial_states(proto),
-            "drop_index_wrapping": drop_index_wrapping(proto)}
+            "drop_index_wrapping": drop_index_wrapping(proto),
+            "fold_layer_norms": fold_layer_norms(proto, shapes)}

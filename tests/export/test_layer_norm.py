@@ -1,0 +1,88 @@
+"""Layer normalisation written out in arithmetic becomes one LayerNormalization
+(export/layer_norm.py), only where it provably is one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from edge_infer.export.layer_norm import fold_layer_norms  # noqa: E402
+from edge_infer.export.simplify import _shapes  # noqa: E402
+
+
+def _written_out(eps: float = 1e-3, opset: int = 17, square_root: bool = True):
+    """tf2onnx's spelling of Keras' LayerNormalization on x[N, 5, 8]: moments as
+    GlobalAveragePool, y = x * (gamma * rsqrt(var + eps)) + (beta - mean * that)."""
+    rng = np.random.default_rng(0)
+    root = [helper.make_node("Sqrt", ["shifted"], ["root"])] if square_root else \
+        [helper.make_node("Mul", ["shifted", "shifted"], ["root"])]  # same shape, other sums
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["mean"]),
+             helper.make_node("Sub", ["x", "mean"], ["centred"]),
+             helper.make_node("Mul", ["centred", "centred"], ["squared"]),
+             helper.make_node("GlobalAveragePool", ["squared"], ["var"]),
+             helper.make_node("Add", ["var", "eps"], ["shifted"]),
+             *root,
+             helper.make_node("Reciprocal", ["root"], ["inverse"]),
+             helper.make_node("Mul", ["inverse", "gamma"], ["scale"]),
+             helper.make_node("Mul", ["x", "scale"], ["scaled"]),
+             helper.make_node("Neg", ["mean"], ["negated"]),
+             helper.make_node("Mul", ["negated", "scale"], ["offset"]),
+             helper.make_node("Add", ["offset", "beta"], ["shift"]),
+             helper.make_node("Add", ["scaled", "shift"], ["y"]),
+             helper.make_node("ReduceMean", ["y"], ["pooled"], axes=[1], keepdims=0)]
+    inits = [numpy_helper.from_array(np.array(eps, np.float32), "eps"),
+             numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "gamma"),
+             numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "beta")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5, 8])],
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["N", 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _run(model, x):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+def test_written_out_layer_norm_becomes_one_operator():
+    """The mean over time after the normalisation stays outside it."""
+    model = _written_out()
+    x = (np.random.default_rng(1).normal(size=(3, 5, 8)) * 1e-2).astype(np.float32)
+    before = _run(model, x)
+    assert fold_layer_norms(model, _shapes(model)) == 1
+    assert [n.op_type for n in model.graph.node] == ["LayerNormalization", "ReduceMean"]
+    norm = model.graph.node[0]
+    assert helper.get_attribute_value(norm.attribute[1]) == pytest.approx(1e-3)
+    np.testing.assert_allclose(_run(model, x), before, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", [_written_out(square_root=False), _written_out(opset=15)],
+                         ids=["not a normalisation", "opset 15"])
+def test_other_arithmetic_and_old_opsets_stay(model):
+    count = len(model.graph.node)
+    assert fold_layer_norms(model, _shapes(model)) == 0
+    assert len(model.graph.node) == count
+
+
+def test_a_keras_layer_norm_exports_as_one_operator(tmp_path):
+    import keras
+
+    from edge_infer.export.exporter import ExportConfig, export
+
+    keras.utils.set_random_seed(0)
+    steps = keras.Input((6, 4), name="steps")
+    x = keras.layers.LayerNormalization()(keras.layers.Dense(8)(steps))
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(steps, keras.layers.Dense(2, name="out")(x))
+    model.save(tmp_path / "norm.keras")
+    result = export(ExportConfig(tmp_path / "norm.keras"))
+    ops = [n.op_type for n in onnx.load(str(result.path)).graph.node]
+    assert ops.count("LayerNormalization") == 1 and "Sqrt" not in ops, ops
+    assert result.parity.passed and result.parity.max_abs_diff < 1e-5
+    graph = onnx.load(str(result.path)).graph
+    assert {"layer_normalization/gamma", "layer_normalization/beta"} <= {
+        i.name for i in graph.initializer}
