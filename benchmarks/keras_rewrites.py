@@ -46,7 +46,7 @@ def export_both(case: str, out: Path) -> None:
     import keras
     import onnx
 
-    from edge_infer.export.exporter import ExportConfig, _convert, _convert_plain, _name, export
+    from edge_infer.export.exporter import ExportConfig, _convert, _name, export
 
     layers = keras.layers
     keras.utils.set_random_seed(0)
@@ -63,8 +63,7 @@ def export_both(case: str, out: Path) -> None:
     model = keras.Model(inputs, layers.Dense(classes, activation="softmax", name="label")(x))
     model.save(out / f"{case}.keras")
     export(ExportConfig(out / f"{case}.keras", out=out / f"{case}.after.onnx"))
-    without = _convert_plain if case == "frames" else _convert
-    before = without(model, ExportConfig(out / f"{case}.keras"))
+    before = _convert(model, ExportConfig(out / f"{case}.keras"), fold_time=case != "frames")
     _name(before, model)
     onnx.save(before, out / f"{case}.before.onnx")
 

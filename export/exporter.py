@@ -5,8 +5,9 @@ apply onnxruntime's basic offline optimisation (constant folding and redundant-n
 only: standard ONNX ops, so TensorRT, OpenVINO and every other provider can still take the
 graph) and the simplifications in :mod:`.simplify` (static flatten shapes, tf2onnx's one-channel
 layout reshapes turned back into transposes, zero initial states of recurrent layers left out,
-upsampling as one ``Resize``, embedding lookups without index wrapping), fuse masked recurrent
-layers with sequence lengths where proved (:mod:`.masking`), name nodes and
+upsampling as one ``Resize``, embedding lookups without index wrapping, layer norms as one
+operator), trace ``TimeDistributed`` layers as one call (:mod:`.time_distributed`) and fuse
+masked recurrent layers with sequence lengths (:mod:`.masking`) where proved, name nodes and
 tensors after the Keras layers and variables (:mod:`.names`), run ``onnx.checker``, then prove
 parity on real samples, on every output. Only a model that passes is written, under a temporary
 name renamed into place; a failure writes nothing.
@@ -14,6 +15,7 @@ name renamed into place; a failure writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -191,11 +193,14 @@ def _keras_outputs(model: Any, xs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
-def _convert(model: Any, config: ExportConfig, log: Log | None = None) -> Any:
+def _convert(model: Any, config: ExportConfig, log: Log | None = None,
+             fold_time: bool = True) -> Any:
     """tf2onnx's graph, optimised and simplified unless ``config.optimize`` is off.
     ``TimeDistributed`` layers are traced as one call on batch x time
-    (:mod:`.time_distributed`) when the graph then matches Keras on random inputs."""
-    with folded_time_distributed(model) as folded:
+    (:mod:`.time_distributed`) when the graph then matches Keras on random inputs, and
+    ``fold_time`` is on."""
+    folding = folded_time_distributed(model) if fold_time else contextlib.nullcontext(0)
+    with folding as folded:
         proto = keras_to_onnx(model, opset=config.opset)
     if config.optimize:
         proto = _optimize(proto)
@@ -209,15 +214,7 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None) -> Any:
         (log or (lambda _msg: None))(
             f"TimeDistributed layers stay one call per step: called once on batch x time "
             f"they differ from Keras by {diff:.3g}")
-        return _convert_plain(model, config)
-    return proto
-
-
-def _convert_plain(model: Any, config: ExportConfig) -> Any:
-    proto = keras_to_onnx(model, opset=config.opset)
-    if config.optimize:
-        proto = _optimize(proto)
-        simplify(proto)
+        return _convert(model, config, log, fold_time=False)
     return proto
 
 
