@@ -350,14 +350,13 @@ def _restore_step_order(graph: Any, masked: MaskedInput, kept: str,
     scope = f"{masked.layer}/padding_last"
     axis = _add_initializer(graph, f"{scope}/step_axis", np.array(1, np.int64))
     one = _add_initializer(graph, f"{scope}/one", np.array(1, np.int64))
-    source = f"{scope}/source_step"
-    nodes = [helper.make_node("CumSum", [kept, axis], [f"{scope}/kept_so_far"]),
-             helper.make_node("Sub", [f"{scope}/kept_so_far", one], [f"{scope}/moved_step"])]
+    counted = f"{scope}/kept_so_far"
+    nodes = [helper.make_node("CumSum", [kept, axis], [counted])]
     if padded_steps == "zeros":  # moved step where kept, else -1: kept * (moved + 1) - 1
-        nodes += [helper.make_node("Mul", [kept, f"{scope}/kept_so_far"], [f"{scope}/if_kept"]),
-                  helper.make_node("Sub", [f"{scope}/if_kept", one], [source])]
-    else:
-        nodes += [helper.make_node("Identity", [f"{scope}/moved_step"], [source])]
+        nodes.append(helper.make_node("Mul", [kept, counted], [f"{scope}/if_kept"]))
+        counted = f"{scope}/if_kept"
+    source = f"{scope}/source_step"
+    nodes.append(helper.make_node("Sub", [counted, one], [source]))
     for name in outputs:
         rank = len(shapes[name])
         moved = f"{name}/moved_steps"

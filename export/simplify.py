@@ -5,8 +5,11 @@ a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``, ``Cast``, ``Sl
 ``Cast``, ``Reshape``) to compute a shape that is static except for the batch. Five passes
 here, and a sixth in :mod:`.layer_norm` (a written-out ``LayerNormalization`` as one operator):
 
-- ``fold_reshapes``: a ``Reshape`` whose input and output shapes are static apart from the batch
-  gets the constant shape ``[-1, d1, ...]``; the shape subgraph becomes dead and is dropped.
+- ``fold_reshapes``: a ``Reshape`` whose output shape is static apart from its first dimension
+  gets the constant shape ``[-1, d1, ...]`` (the first dimension is then what the size leaves,
+  which is what it was); the shape subgraph becomes dead and is dropped. That covers a Keras
+  ``Flatten`` and the reshape back after a ``Dense`` on ``[batch, steps, features]``
+  (``Tensordot``: six operators to rebuild ``[batch, steps, units]``).
 - ``restore_layout_transposes``: the one-channel NHWC<->NCHW ``Reshape`` tf2onnx writes becomes
   the ``Transpose`` it is, so onnxruntime's layout optimiser can cancel it.
 - ``drop_zero_initial_states``: an ``LSTM``/``GRU`` whose initial state is built as zeros (seven
@@ -94,7 +97,8 @@ def _static_tail(shape: list[int | None] | None) -> bool:
 
 
 def fold_reshapes(proto: Any, shapes: Shapes | None = None) -> int:
-    """Give batch-preserving ``Reshape`` nodes a constant shape; returns how many changed."""
+    """Give ``Reshape`` nodes whose output is static after its first dimension a constant
+    shape; returns how many changed."""
     graph = proto.graph
     shapes = _shapes(proto) if shapes is None else shapes
     inits = initializers(graph)
@@ -102,10 +106,8 @@ def fold_reshapes(proto: Any, shapes: Shapes | None = None) -> int:
     for node in graph.node:
         if node.op_type != "Reshape" or node.input[1] in inits:
             continue
-        src, dst = shapes.get(node.input[0]), shapes.get(node.output[0])
-        if not (_static_tail(src) and _static_tail(dst)):
-            continue
-        if int(np.prod(src[1:])) != int(np.prod(dst[1:])):
+        dst = shapes.get(node.output[0])
+        if not _static_tail(dst):  # every dimension after the first is known: -1 is the first
             continue
         target = np.array([-1, *dst[1:]], dtype=np.int64)
         node.input[1] = _add_initializer(graph, f"{node.name}_shape", target)

@@ -53,7 +53,9 @@ def test_flatten_shape_subgraph_folds_to_a_constant():
     np.testing.assert_array_equal(_run(model, x[:1])[0], before[:1])
 
 
-def test_a_reshape_that_changes_the_batch_is_not_folded():
+def test_a_reshape_that_changes_the_batch_folds_to_the_same_result():
+    """[N, 2, 3, 4] -> [6N, 4]: the output is static after its first dimension, so [-1, 4]
+    gives the same; no shape computation is left."""
     nodes = [helper.make_node("Shape", ["x"], ["s"]),
              helper.make_node("Slice", ["s", "zero", "one"], ["n"]),
              helper.make_node("Mul", ["n", "six"], ["n6"]),
@@ -66,10 +68,34 @@ def test_a_reshape_that_changes_the_batch_is_not_folded():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     x = np.arange(2 * 24, dtype=np.float32).reshape(2, 2, 3, 4)
     before = _run(model, x)[0]
-    simplify(model)
+    assert simplify(model)["fold_reshapes"] == 1
+    assert [n.op_type for n in model.graph.node] == ["Reshape"]
     after = _run(model, x)[0]
     assert after.shape == (12, 4)
     np.testing.assert_array_equal(after, before)
+
+
+def test_the_reshape_back_after_a_dense_on_steps_folds():
+    """Keras' Dense on [N, 5, 3] (tf2onnx's Tensordot): rows to [5N, 3], MatMul, then back to
+    [N, 5, 4] through a shape computed from the input's; the last reshape gets [-1, 5, 4]."""
+    w = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    nodes = [helper.make_node("Reshape", ["x", "rows"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["projected"]),
+             helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Slice", ["s", "zero", "two"], ["lead"]),
+             helper.make_node("Concat", ["lead", "units"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["projected", "shape"], ["y"])]
+    inits = [_int64("rows", -1, 3), _int64("zero", 0), _int64("two", 2), _int64("units", 4),
+             numpy_helper.from_array(w, "w")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(1).normal(size=(2, 5, 3)).astype(np.float32)
+    before = _run(model, x)[0]
+    simplify(model)
+    assert [n.op_type for n in model.graph.node] == ["Reshape", "MatMul", "Reshape"]
+    np.testing.assert_allclose(_run(model, x)[0], before, rtol=1e-6)
 
 
 @pytest.mark.parametrize("src,dst,perm", [((5, 6, 1), (1, 5, 6), [0, 3, 1, 2]),
