@@ -3,7 +3,8 @@
 Small edge models are dominated by per-operator overhead, not arithmetic: on the 8x8 digits CNN
 a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``, ``Cast``, ``Slice``, ``Concat``,
 ``Cast``, ``Reshape``) to compute a shape that is static except for the batch. Five passes
-here, and a sixth in :mod:`.layer_norm` (a written-out ``LayerNormalization`` as one operator):
+here, and two in :mod:`.fused_ops` (a written-out ``LayerNormalization`` as one operator, and
+exact ``gelu`` spelt the way onnxruntime fuses it):
 
 - ``fold_reshapes``: a ``Reshape`` whose output shape is static apart from its first dimension
   gets the constant shape ``[-1, d1, ...]`` (the first dimension is then what the size leaves,
@@ -462,7 +463,7 @@ def simplify(proto: Any) -> dict[str, int]:
     """Every simplification in order; returns what each changed. Shape inference runs once:
     the passes that read shapes (the reshape passes and ``fold_upsampling``) change no shape
     another of them reads, and the last two read none."""
-    from .layer_norm import fold_layer_norms
+    from .fused_ops import canonical_gelu, fold_layer_norms
 
     shapes = _shapes(proto)
     return {"fold_reshapes": fold_reshapes(proto, shapes),
@@ -470,4 +471,5 @@ def simplify(proto: Any) -> dict[str, int]:
             "fold_upsampling": fold_upsampling(proto, shapes),
             "drop_zero_initial_states": drop_zero_initial_states(proto),
             "drop_index_wrapping": drop_index_wrapping(proto),
-            "fold_layer_norms": fold_layer_norms(proto, shapes)}
+            "fold_layer_norms": fold_layer_norms(proto, shapes),
+            "canonical_gelu": canonical_gelu(proto, shapes)}

@@ -1,5 +1,5 @@
-"""Layer normalisation written out in arithmetic becomes one LayerNormalization
-(export/layer_norm.py), only where it provably is one."""
+"""Arithmetic written out by tf2onnx becomes one operator (export/fused_ops.py) only where
+it provably computes it: layer normalisation, exact gelu."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from edge_infer.export.layer_norm import fold_layer_norms  # noqa: E402
+from edge_infer.export.fused_ops import canonical_gelu, fold_layer_norms  # noqa: E402
 from edge_infer.export.simplify import _shapes  # noqa: E402
 
 
@@ -86,3 +86,45 @@ def test_a_keras_layer_norm_exports_as_one_operator(tmp_path):
     graph = onnx.load(str(result.path)).graph
     assert {"layer_normalization/gamma", "layer_normalization/beta"} <= {
         i.name for i in graph.initializer}
+
+
+def _gelu(erf: str = "Erf", scale: float = 0.70710677):
+    """What tf2onnx and export/tf_ops.py write for Keras' exact gelu on x[N, 6]:
+    0.5 * x * (1 - erf(-x * scale)), then a residual add that is not part of it."""
+    nodes = [helper.make_node("Neg", ["x"], ["negated"]),
+             helper.make_node("Mul", ["negated", "c"], ["z"]),
+             helper.make_node(erf, ["z"], ["e"]),
+             helper.make_node("Sub", ["one", "e"], ["erfc"]),
+             helper.make_node("Mul", ["half", "x"], ["half_x"]),
+             helper.make_node("Mul", ["half_x", "erfc"], ["y"]),
+             helper.make_node("Add", ["y", "x"], ["out"])]
+    inits = [numpy_helper.from_array(np.array(v, np.float32), n)
+             for n, v in (("c", scale), ("one", 1.0), ("half", 0.5))]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 6])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_exact_gelu_is_respelt_the_way_onnxruntime_fuses_it(tmp_path):
+    model = _gelu()
+    x = np.linspace(-9, 9, 24, dtype=np.float32).reshape(4, 6)
+    before = _run(model, x)
+    assert canonical_gelu(model, _shapes(model)) == 1
+    assert [n.op_type for n in model.graph.node] == ["Div", "Erf", "Add", "Mul", "Mul", "Add"]
+    np.testing.assert_allclose(_run(model, x), before, atol=1e-6)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    fused = [n.op_type for n in onnx.load(str(tmp_path / "optimised.onnx")).graph.node]
+    assert fused == ["Gelu", "Add"], fused  # onnxruntime's one kernel
+    assert canonical_gelu(model, _shapes(model)) == 0  # already canonical
+
+
+@pytest.mark.parametrize("erf,scale", [("Tanh", 0.70710677), ("Erf", 1.0)],
+                         ids=["tanh", "other scale"])
+def test_arithmetic_that_is_not_gelu_stays(erf, scale):
+    model = _gelu(erf, scale)
+    count = len(model.graph.node)
+    assert canonical_gelu(model, _shapes(model)) == 0
+    assert len(model.graph.node) == count
