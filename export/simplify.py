@@ -98,19 +98,26 @@ def _static_tail(shape: list[int | None] | None) -> bool:
 
 
 def fold_reshapes(proto: Any, shapes: Shapes | None = None) -> int:
-    """Give ``Reshape`` nodes whose output is static after its first dimension a constant
-    shape; returns how many changed."""
+    """Give ``Reshape`` nodes a constant shape where their output is static after its first
+    dimension, or their computed target is known but for one entry (:mod:`.shape_values`);
+    returns how many changed."""
+    from .shape_values import reshape_target
+
     graph = proto.graph
     shapes = _shapes(proto) if shapes is None else shapes
     inits = initializers(graph)
+    producer = producers(graph)
     changed = 0
     for node in graph.node:
         if node.op_type != "Reshape" or node.input[1] in inits:
             continue
         dst = shapes.get(node.output[0])
-        if not _static_tail(dst):  # every dimension after the first is known: -1 is the first
-            continue
-        target = np.array([-1, *dst[1:]], dtype=np.int64)
+        if _static_tail(dst):  # every dimension after the first is known: -1 is the first
+            target = np.array([-1, *dst[1:]], dtype=np.int64)
+        else:
+            target = reshape_target(node, producer, inits, shapes)
+            if target is None:
+                continue
         node.input[1] = _add_initializer(graph, f"{node.name}_shape", target)
         changed += 1
     if changed:

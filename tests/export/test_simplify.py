@@ -284,3 +284,48 @@ def test_a_repeat_after_a_layout_change_is_folded_too():
     assert fold_upsampling(model) == 1
     assert [n.op_type for n in model.graph.node] == ["Transpose", "Resize", "Relu"]
     np.testing.assert_array_equal(_run(model, x)[0], before)
+
+
+def test_a_computed_target_known_but_for_one_entry_folds():
+    """Einsum-style: the target is [max(n, n), max(4, 4), 8] from the input's shape. Shape
+    inference does not propagate values through Max; export/shape_values.py does, with n
+    unknown, and the one unknown entry becomes -1."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "lead"], ["n"]),
+             helper.make_node("Max", ["n", "n"], ["n_max"]),
+             helper.make_node("Max", ["four", "four"], ["heads"]),
+             helper.make_node("Concat", ["n_max", "heads", "eight"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    inits = [_int64("lead", 0), _int64("four", 4), _int64("eight", 8)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.arange(3 * 32, dtype=np.float32).reshape(3, 32)
+    before = _run(model, x)[0]
+    assert simplify(model)["fold_reshapes"] == 1
+    assert [n.op_type for n in model.graph.node] == ["Reshape"]
+    shape = numpy_helper.to_array(
+        next(i for i in model.graph.initializer if i.name == model.graph.node[0].input[1]))
+    assert shape.tolist() == [-1, 4, 8]
+    np.testing.assert_array_equal(_run(model, x)[0], before)
+
+
+def test_a_computed_target_with_two_unknown_entries_stays():
+    from edge_infer.export.shape_values import reshape_target, shape_value
+    from edge_infer.export.simplify import initializers, producers
+
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "lead"], ["n"]),
+             helper.make_node("Max", ["n", "n"], ["n_max"]),
+             helper.make_node("Concat", ["n_max", "minus_one"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [_int64("lead", 0), _int64("minus_one", -1)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    shapes = {"x": [None, 32]}
+    producer, inits = producers(model.graph), initializers(model.graph)
+    assert shape_value("shape", producer, inits, shapes) == [None, -1]
+    assert reshape_target(model.graph.node[-1], producer, inits, shapes) is None
