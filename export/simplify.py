@@ -99,29 +99,39 @@ def _static_tail(shape: list[int | None] | None) -> bool:
 
 def fold_reshapes(proto: Any, shapes: Shapes | None = None) -> int:
     """Give ``Reshape`` nodes a constant shape where their output is static after its first
-    dimension, or their computed target is known but for one entry (:mod:`.shape_values`);
-    returns how many changed."""
-    from .shape_values import reshape_target
+    dimension, or their computed target can be evaluated in terms of the batch
+    (:mod:`.shape_values`, repeated while each fold lets the next be inferred); returns how
+    many changed."""
+    from .shape_values import reshape_target, symbolic_shapes
 
     graph = proto.graph
     shapes = _shapes(proto) if shapes is None else shapes
     inits = initializers(graph)
-    producer = producers(graph)
     changed = 0
     for node in graph.node:
-        if node.op_type != "Reshape" or node.input[1] in inits:
-            continue
         dst = shapes.get(node.output[0])
-        if _static_tail(dst):  # every dimension after the first is known: -1 is the first
-            target = np.array([-1, *dst[1:]], dtype=np.int64)
-        else:
-            target = reshape_target(node, producer, inits, shapes)
-            if target is None:
-                continue
-        node.input[1] = _add_initializer(graph, f"{node.name}_shape", target)
-        changed += 1
+        if node.op_type == "Reshape" and node.input[1] not in inits and _static_tail(dst):
+            target = np.array([-1, *dst[1:]], dtype=np.int64)  # -1 is the first dimension
+            node.input[1] = _add_initializer(graph, f"{node.name}_shape", target)
+            changed += 1
     if changed:
         remove_dead(proto)
+    for _ in range(8):
+        computed = [n for n in graph.node
+                    if n.op_type == "Reshape" and n.input[1] not in initializers(graph)]
+        if not computed:
+            break
+        symbolic, producer, inits = symbolic_shapes(proto), producers(graph), initializers(graph)
+        folded = 0
+        for node in computed:
+            target = reshape_target(node, producer, inits, symbolic)
+            if target is not None:
+                node.input[1] = _add_initializer(graph, f"{node.name}_shape", target)
+                folded += 1
+        if not folded:
+            break
+        remove_dead(proto)
+        changed += folded
     return changed
 
 

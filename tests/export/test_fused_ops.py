@@ -128,3 +128,27 @@ def test_arithmetic_that_is_not_gelu_stays(erf, scale):
     count = len(model.graph.node)
     assert canonical_gelu(model, _shapes(model)) == 0
     assert len(model.graph.node) == count
+
+
+def test_an_attention_block_exports_without_shape_computations(tmp_path):
+    """Keras' MultiHeadAttention computes six reshape targets from shapes at run time
+    (Shape, Gather, ReduceProd, Max, Concat); all fold to constants (export/shape_values.py),
+    its layer norm and gelu become single operators, and parity holds."""
+    import keras
+
+    from edge_infer.export.exporter import ExportConfig, export
+
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((8,), dtype="int64", name="tokens")
+    x = layers.Embedding(20, 8)(tokens)
+    x = layers.LayerNormalization()(x + layers.MultiHeadAttention(2, 4)(x, x))
+    x = layers.LayerNormalization()(x + layers.Dense(8)(layers.Dense(16, activation="gelu")(x)))
+    model = keras.Model(tokens, layers.Dense(3, activation="softmax", name="label")(
+        layers.GlobalAveragePooling1D()(x)))
+    model.save(tmp_path / "block.keras")
+    result = export(ExportConfig(tmp_path / "block.keras"))
+    ops = [n.op_type for n in onnx.load(str(result.path)).graph.node]
+    assert not {"Shape", "ReduceProd", "Max", "Concat"} & set(ops), ops
+    assert ops.count("LayerNormalization") == 2 and "Sqrt" not in ops
+    assert result.parity.passed and result.parity.max_abs_diff < 1e-5

@@ -287,9 +287,10 @@ def test_a_repeat_after_a_layout_change_is_folded_too():
 
 
 def test_a_computed_target_known_but_for_one_entry_folds():
-    """Einsum-style: the target is [max(n, n), max(4, 4), 8] from the input's shape. Shape
-    inference does not propagate values through Max; export/shape_values.py does, with n
-    unknown, and the one unknown entry becomes -1."""
+    """Einsum-style: the target is [max(N, N), max(4, 4), 8] from the input's shape. ONNX's
+    shape inference does not propagate values through Max; export/shape_values.py does, in
+    terms of N (a name sympy would otherwise read as its N function), and the one entry that
+    depends on it becomes -1."""
     nodes = [helper.make_node("Shape", ["x"], ["s"]),
              helper.make_node("Gather", ["s", "lead"], ["n"]),
              helper.make_node("Max", ["n", "n"], ["n_max"]),
@@ -311,7 +312,7 @@ def test_a_computed_target_known_but_for_one_entry_folds():
     np.testing.assert_array_equal(_run(model, x)[0], before)
 
 
-def test_a_computed_target_with_two_unknown_entries_stays():
+def test_a_computed_target_with_an_entry_nobody_knows_stays():
     from edge_infer.export.shape_values import reshape_target, shape_value
     from edge_infer.export.simplify import initializers, producers
 
