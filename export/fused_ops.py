@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .simplify import _add_initializer, _run_probe, consumers, initializers
+from .simplify import _add_initializer, _run_probe, consumers, initializers, remove_dead
 
 NORMALISING = ("GlobalAveragePool", "ReduceMean", "Sub", "Mul", "Add", "Div", "Sqrt",
                "Reciprocal", "Pow", "Neg")
@@ -173,8 +173,6 @@ def fold_layer_norms(proto: Any, shapes: dict[str, list[int | None]]) -> int:
             changed += 1
             break
     if changed:
-        from .simplify import remove_dead
-
         remove_dead(proto)
     return changed
 
@@ -241,7 +239,5 @@ def canonical_gelu(proto: Any, shapes: dict[str, list[int | None]]) -> int:
             changed += 1
             break
     if changed:
-        from .simplify import remove_dead
-
         remove_dead(proto)
     return changed

@@ -47,7 +47,8 @@ from typing import Any
 import numpy as np
 
 from .layer_calls import all_layers, replaced_calls
-from .simplify import _run_probe, consumers, initializers
+from .simplify import (_add_initializer, _run_probe, _shapes, attribute, consumers,
+                       initializers, remove_dead)
 
 RECURRENT = ("LSTM", "GRU")
 MOVES = ("Squeeze", "Unsqueeze", "Slice", "Gather", "Reshape", "Transpose", "Identity")
@@ -172,8 +173,6 @@ def add_sequence_lengths(proto: Any, masked: MaskedInput, padded_steps: str = "r
         rewires.append((node, found))
     for node, found in rewires:
         _read_final_state(graph, node, found)
-    from .simplify import _shapes
-
     shapes = _shapes(proto)
     lengths, count, kept = _compact(graph, masked)
     restored = _restore_step_order(graph, masked, kept, shapes, padded_steps)
@@ -184,23 +183,14 @@ def add_sequence_lengths(proto: Any, masked: MaskedInput, padded_steps: str = "r
     for node in graph.node:  # a go_backwards layer: tf2onnx reverses the whole row first
         if node.op_type == "ReverseSequence":
             node.input[1] = count
-    from .simplify import remove_dead
-
     remove_dead(proto)
     return len(rnns), restored
-
-
-def _attribute(node: Any, name: str, default: Any) -> Any:
-    from onnx import helper
-
-    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name),
-                default)
 
 
 def _directions(node: Any) -> list[str]:
     """The time order of each direction of a recurrent operator: its ``Y`` has one slice per
     entry along axis 1."""
-    direction = _attribute(node, "direction", b"forward")
+    direction = attribute(node, "direction", b"forward")
     direction = direction.decode() if isinstance(direction, bytes) else str(direction)
     return ["forward", "reverse"] if direction == "bidirectional" else [direction]
 
@@ -214,7 +204,7 @@ def _last_step_reads(proto: Any, node: Any, length: int) -> list[tuple[str, int]
     y = node.output[0] if node.output else ""
     if not y:
         return []
-    hidden = int(_attribute(node, "hidden_size", 0))
+    hidden = int(attribute(node, "hidden_size", 0))
     kinds = _directions(node)
     if hidden < 1 or any(kind not in ("forward", "reverse") for kind in kinds):
         return None
@@ -244,8 +234,6 @@ def _last_step_reads(proto: Any, node: Any, length: int) -> list[tuple[str, int]
 def _read_final_state(graph: Any, node: Any, reads: list[tuple[str, int]]) -> None:
     """Make each tensor in ``reads`` its direction's slice of ``node``'s ``Y_h`` instead."""
     from onnx import helper
-
-    from .simplify import _add_initializer
 
     if not reads:
         return
@@ -277,8 +265,6 @@ def _compact(graph: Any, masked: MaskedInput) -> tuple[str, str, str]:
     (``LSTM``/``GRU``) and int64 (``ReverseSequence``), and which steps are kept (``[batch,
     steps]``, 1 or 0, in the input's order)."""
     from onnx import TensorProto, helper
-
-    from .simplify import _add_initializer
 
     name, length = masked.input_name, masked.length
     scope = f"{masked.layer}/padding_last"
@@ -340,8 +326,6 @@ def _restore_step_order(graph: Any, masked: MaskedInput, kept: str,
     are zeros there). Step -1 is past the row's length, where the layers output zeros,
     whenever a row has padding; so is ``k = 0``, before the first unpadded step."""
     from onnx import helper
-
-    from .simplify import _add_initializer
 
     outputs = [o.name for o in graph.output
                if len(shapes.get(o.name) or []) >= 3 and shapes[o.name][1] == masked.length]

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .simplify import attribute
+
 SHAPE_OPS = ("Shape", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Cast", "Identity",
              "Mul", "Add", "Sub", "Max", "Min", "ReduceProd", "Constant")
 MAX_DEPTH = 24
@@ -76,13 +78,6 @@ def _expression(text: str) -> Any:
         return None
 
 
-def _attribute(node: Any, name: str, default: Any) -> Any:
-    from onnx import helper
-
-    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name),
-                default)
-
-
 def _integers(array: np.ndarray) -> list[Any] | None:
     if array.dtype.kind not in "iu" or array.ndim > 1:
         return None
@@ -126,13 +121,13 @@ def shape_value(name: str, producer: dict[str, Any], inits: dict[str, Any],
         return None
     op = node.op_type
     if op == "Constant":
-        value = _attribute(node, "value", None)
+        value = attribute(node, "value", None)
         return None if value is None else _integers(numpy_helper.to_array(value))
     if op == "Shape":
         dims = shapes.get(node.input[0])
         if dims is None:
             return None
-        return list(dims)[_attribute(node, "start", 0):_attribute(node, "end", None)]
+        return list(dims)[attribute(node, "start", 0):attribute(node, "end", None)]
 
     def value(i: int) -> list[Any] | None:
         return shape_value(node.input[i], producer, inits, shapes, depth + 1) \
@@ -183,7 +178,7 @@ def reshape_target(node: Any, producer: dict[str, Any], inits: dict[str, Any],
     source = shapes.get(node.input[0])
     if not entries or any(e is None for e in entries):
         return None
-    if not _attribute(node, "allowzero", 0) and 0 in entries:
+    if not attribute(node, "allowzero", 0) and 0 in entries:
         if not source or len(source) < len(entries):
             return None
         entries = [source[i] if e == 0 else e for i, e in enumerate(entries)]

@@ -81,6 +81,14 @@ def consumers(graph: Any) -> dict[str, list[Any]]:
     return readers
 
 
+def attribute(node: Any, name: str, default: Any) -> Any:
+    """A node's attribute value, or ``default`` when the node does not set it."""
+    from onnx import helper
+
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name),
+                default)
+
+
 def _add_initializer(graph: Any, name: str, array: np.ndarray) -> str:
     from onnx import numpy_helper
 
