@@ -125,11 +125,11 @@ def fold_reshapes(proto: Any, shapes: Shapes | None = None) -> int:
     if changed:
         remove_dead(proto)
     for _ in range(8):
-        computed = [n for n in graph.node
-                    if n.op_type == "Reshape" and n.input[1] not in initializers(graph)]
+        inits = initializers(graph)
+        computed = [n for n in graph.node if n.op_type == "Reshape" and n.input[1] not in inits]
         if not computed:
             break
-        symbolic, producer, inits = symbolic_shapes(proto), producers(graph), initializers(graph)
+        symbolic, producer = symbolic_shapes(proto), producers(graph)
         folded = 0
         for node in computed:
             target = reshape_target(node, producer, inits, symbolic)
