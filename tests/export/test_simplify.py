@@ -129,24 +129,36 @@ def test_a_reshape_that_reorders_elements_stays():
     assert model.graph.node[0].op_type == "Reshape"
 
 
-def _gru(initial: float):
+def _gru(initial: float, backward: float | None = None):
     """x[T,N,2] -> GRU(3) whose initial state is ``initial`` expanded to [1, N, 3] from the
-    input's batch size (what tf2onnx writes for Keras' zero state)."""
+    input's batch size (what tf2onnx writes for Keras' zero state). With ``backward``, a
+    bidirectional GRU whose state is the Concat of both directions' (``backward`` the
+    second's)."""
     rng = np.random.default_rng(0)
+    directions = 1 if backward is None else 2
     nodes = [helper.make_node("Shape", ["x"], ["s"]),
              helper.make_node("Slice", ["s", "one", "two"], ["n"]),
              helper.make_node("Concat", ["n", "three"], ["shape"], axis=0),
-             helper.make_node("Expand", ["value", "shape"], ["zeros"]),
-             helper.make_node("Unsqueeze", ["zeros", "zero"], ["h0"]),
-             helper.make_node("GRU", ["x", "w", "r", "b", "", "h0"], ["y", "h"], hidden_size=3,
-                              linear_before_reset=1)]
-    inits = [_int64("zero", 0), _int64("one", 1), _int64("two", 2), _int64("three", 3),
-             numpy_helper.from_array(np.array(initial, np.float32), "value"),
+             helper.make_node("Expand", ["value", "shape"], ["zeros"])]
+    values = [numpy_helper.from_array(np.array(initial, np.float32), "value")]
+    if backward is None:
+        nodes.append(helper.make_node("Unsqueeze", ["zeros", "zero"], ["h0"]))
+    else:
+        values.append(numpy_helper.from_array(np.array(backward, np.float32), "second"))
+        nodes += [helper.make_node("Expand", ["second", "shape"], ["seconds"]),
+                  helper.make_node("Unsqueeze", ["zeros", "zero"], ["forward"]),
+                  helper.make_node("Unsqueeze", ["seconds", "zero"], ["backward"]),
+                  helper.make_node("Concat", ["forward", "backward"], ["h0"], axis=0)]
+    nodes.append(helper.make_node("GRU", ["x", "w", "r", "b", "", "h0"], ["y", "h"],
+                                  hidden_size=3, linear_before_reset=1,
+                                  direction="forward" if backward is None else "bidirectional"))
+    inits = [_int64("zero", 0), _int64("one", 1), _int64("two", 2), _int64("three", 3), *values,
              *(numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
-               for name, shape in (("w", (1, 9, 2)), ("r", (1, 9, 3)), ("b", (1, 18))))]
+               for name, shape in (("w", (directions, 9, 2)), ("r", (directions, 9, 3)),
+                                   ("b", (directions, 18))))]
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, "N", 2])],
-        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, "N", 3])], inits)
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [directions, "N", 3])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -166,27 +178,8 @@ def test_a_zero_initial_state_is_left_out(initial, dropped):
 def test_a_bidirectional_zero_state_built_by_concat_is_left_out(second, dropped):
     """tf2onnx builds a bidirectional layer's state as a Concat of both directions' zeros;
     it is dropped only when every part is zero."""
-    rng = np.random.default_rng(0)
-    nodes = [helper.make_node("Shape", ["x"], ["s"]),
-             helper.make_node("Slice", ["s", "one", "two"], ["n"]),
-             helper.make_node("Concat", ["n", "three"], ["shape"], axis=0),
-             helper.make_node("Expand", ["zero_value", "shape"], ["zeros"]),
-             helper.make_node("Expand", ["second_value", "shape"], ["seconds"]),
-             helper.make_node("Unsqueeze", ["zeros", "zero"], ["forward"]),
-             helper.make_node("Unsqueeze", ["seconds", "zero"], ["backward"]),
-             helper.make_node("Concat", ["forward", "backward"], ["h0"], axis=0),
-             helper.make_node("GRU", ["x", "w", "r", "b", "", "h0"], ["y", "h"], hidden_size=3,
-                              linear_before_reset=1, direction="bidirectional")]
-    inits = [_int64("zero", 0), _int64("one", 1), _int64("two", 2), _int64("three", 3),
-             numpy_helper.from_array(np.array(0.0, np.float32), "zero_value"),
-             numpy_helper.from_array(np.array(second, np.float32), "second_value"),
-             *(numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
-               for name, shape in (("w", (2, 9, 2)), ("r", (2, 9, 3)), ("b", (2, 18))))]
-    graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, "N", 2])],
-        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [2, "N", 3])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    x = rng.normal(size=(5, 4, 2)).astype(np.float32)
+    model = _gru(0.0, backward=second)
+    x = np.random.default_rng(0).normal(size=(5, 4, 2)).astype(np.float32)
     before = _run(model, x)[0]
     assert simplify(model)["drop_zero_initial_states"] == int(dropped)
     assert ([n.op_type for n in model.graph.node] == ["GRU"]) == dropped
