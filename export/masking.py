@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .layer_calls import all_layers, replaced_calls
+from .names import rename_tensors
 from .simplify import (_add_initializer, _run_probe, _shapes, attribute, consumers,
                        initializers, remove_dead)
 
@@ -248,13 +249,10 @@ def _read_final_state(graph: Any, node: Any, reads: list[tuple[str, int]]) -> No
         name = f"{scope}/last_{kinds[direction]}"
         index = _add_initializer(graph, f"{name}/direction", np.array(direction, np.int64))
         old = next(n for n in graph.node if tensor in n.output)
-        if tensor in outputs:  # the graph's output keeps its name; the old node's is dropped
-            old.output[list(old.output).index(tensor)] = f"{tensor}/unused"
-            new = tensor
-        else:
-            new = name
-            for reader in graph.node:
-                reader.input[:] = [new if i == tensor else i for i in reader.input]
+        old.output[list(old.output).index(tensor)] = f"{tensor}/unused"  # dropped as dead
+        new = tensor if tensor in outputs else name  # a graph output keeps its name
+        if new != tensor:
+            rename_tensors(graph, {tensor: new})  # its readers, in subgraphs too
         gather = helper.make_node("Gather", [node.output[1], index], [new], name=name, axis=0)
         graph.node.insert(list(graph.node).index(node) + 1, gather)
 

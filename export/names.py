@@ -167,7 +167,7 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
         if new and new not in seen:
             node.name = new
         seen.add(node.name)
-    _apply(graph, renames)
+    rename_tensors(graph, renames)
     return len(renames)
 
 
@@ -200,7 +200,7 @@ def _unique(renames: dict[str, str], names: set[str], keep: set[str]) -> dict[st
     return out
 
 
-def _apply(graph: Any, renames: Mapping[str, str]) -> None:
+def rename_tensors(graph: Any, renames: Mapping[str, str]) -> None:
     """Rename tensors everywhere they are named, subgraphs (which may read outer names)
     included."""
     for init in graph.initializer:
@@ -214,4 +214,4 @@ def _apply(graph: Any, renames: Mapping[str, str]) -> None:
             node.output[i] = renames.get(name, name)
         for attr in node.attribute:
             for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
-                _apply(sub, renames)
+                rename_tensors(sub, renames)
