@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .simplify import _add_initializer, _run_probe, consumers, initializers, remove_dead
+from .simplify import (_add_initializer, _run_probe, consumers, initializers, remove_dead,
+                       scope_of)
 
 NORMALISING = ("GlobalAveragePool", "ReduceMean", "Sub", "Mul", "Add", "Div", "Sqrt",
                "Reciprocal", "Pow", "Neg")
@@ -137,8 +138,7 @@ def _replace(graph: Any, nodes: list[Any], new: list[Any]) -> None:
 
 def _scope(nodes: list[Any], end: str) -> str:
     """The layer scope of the node that writes ``end`` (``.../layer_normalization_1/add_2``)."""
-    name = next(n for n in nodes if end in n.output).name
-    return name.rsplit("/", 1)[0] if "/" in name else end
+    return scope_of(next(n for n in nodes if end in n.output).name, end)
 
 
 def fold_layer_norms(proto: Any, shapes: dict[str, list[int | None]]) -> int:

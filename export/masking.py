@@ -49,7 +49,7 @@ import numpy as np
 from .layer_calls import all_layers, replaced_calls
 from .names import rename_tensors
 from .simplify import (_add_initializer, _run_probe, _shapes, attribute, consumers,
-                       initializers, remove_dead)
+                       initializers, remove_dead, scope_of)
 
 RECURRENT = ("LSTM", "GRU")
 MOVES = ("Squeeze", "Unsqueeze", "Slice", "Gather", "Reshape", "Transpose", "Identity")
@@ -242,7 +242,7 @@ def _read_final_state(graph: Any, node: Any, reads: list[tuple[str, int]]) -> No
         node.output.append("")
     if not node.output[1]:
         node.output[1] = f"{node.name}/Y_h"
-    scope = node.name.rsplit("/", 1)[0] if "/" in node.name else node.name
+    scope = scope_of(node.name, node.name)
     kinds = _directions(node)
     outputs = {o.name for o in graph.output}
     for tensor, direction in reads:

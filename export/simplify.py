@@ -89,6 +89,12 @@ def attribute(node: Any, name: str, default: Any) -> Any:
                 default)
 
 
+def scope_of(name: str, default: str) -> str:
+    """The scope a node's name sits in (``lstm`` for ``lstm/LSTM``): where a node that takes
+    its place is named; ``default`` for a name without one."""
+    return name.rsplit("/", 1)[0] if "/" in name else default
+
+
 def _add_initializer(graph: Any, name: str, array: np.ndarray) -> str:
     from onnx import numpy_helper
 
@@ -337,7 +343,7 @@ def _replace_with_resize(graph: Any, run: list[Any], shapes: Shapes) -> None:
     source, target = run[0].input[0], run[-1].output[0]
     scales = _repeat_scales(shapes[source], shapes[target])
     scale_name = _add_initializer(graph, f"{target}/scales", np.array(scales, np.float32))
-    scope = run[0].name.rsplit("/", 1)[0] if "/" in run[0].name else target
+    scope = scope_of(run[0].name, target)
     resize = helper.make_node(  # named in the layer's scope: up_sampling2d/Repeat/Resize
         "Resize", [source, "", scale_name], [target], name=f"{scope}/Resize",
         mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
