@@ -1,10 +1,11 @@
 """What the export's rewrites of Keras layers give, each against the graph without it, on the
 same weights:
 
-- ``LSTM``, ``GRU``: a masked recurrent layer as tf2onnx's ``Loop`` against the fused operator
-  with sequence lengths (export/masking.py). A text classifier: 40 tokens, vocabulary 500,
-  ``Embedding(mask_zero=True)`` 32, LSTM or GRU 32, softmax over 4; timed on rows of 5 to 40
-  tokens padded after (what the runtime's tokenizer writes).
+- ``LSTM``, ``GRU``, ``SimpleRNN``: a masked recurrent layer as tf2onnx's ``Loop`` against the
+  fused operator with sequence lengths (export/masking.py; ``SimpleRNN`` becomes ONNX's ``RNN``
+  through export/simple_rnn.py). A text classifier: 40 tokens, vocabulary 500,
+  ``Embedding(mask_zero=True)`` 32, LSTM, GRU or SimpleRNN 32, softmax over 4; timed on rows of
+  5 to 40 tokens padded after (what the runtime's tokenizer writes).
 - ``frames``: ``TimeDistributed`` layers unrolled into one call per step against one call on
   batch x time (export/time_distributed.py). A frame classifier: 16 frames of 12x12,
   ``TimeDistributed(Conv2D(8, 3))``, ``TimeDistributed(GlobalAveragePooling2D())``, LSTM 16,
@@ -36,7 +37,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 LENGTH, VOCABULARY, FRAMES = 40, 500, (16, 12, 12, 1)
-CASES = ("LSTM", "GRU", "frames")
+CASES = ("LSTM", "GRU", "SimpleRNN", "frames")
 
 
 def export_both(case: str, out: Path) -> None:

@@ -51,12 +51,12 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     def forward(*xs):
         return model(xs[0] if single else list(xs), training=False)
 
-    from .gru import keras3_gru_rewriter
+    from .rnn_rewriter import keras3_rnn_rewriter
     from .tf_ops import HANDLERS, unsupported
 
     function = tf.function(forward, input_signature=signature)
     try:
-        with keras3_gru_rewriter(), _without_collection_warning():
+        with keras3_rnn_rewriter(), _without_collection_warning():
             proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
                                                      opset=opset, custom_op_handlers=HANDLERS)
     except Exception as exc:  # tf2onnx raises many types

@@ -1,4 +1,4 @@
-"""Masked recurrent layers as ONNX's fused ``LSTM``/``GRU`` with sequence lengths.
+"""Masked recurrent layers as ONNX's fused ``LSTM``/``GRU``/``RNN`` with sequence lengths.
 
 Keras models mask their padding: an ``Embedding(mask_zero=True)`` makes every LSTM and GRU
 after it skip the time steps whose token is 0, keeping the state it had, and a ``Masking``
@@ -51,7 +51,7 @@ from .names import rename_tensors
 from .simplify import (_add_initializer, _run_probe, _shapes, attribute, consumers,
                        initializers, remove_dead, scope_of)
 
-RECURRENT = ("LSTM", "GRU")
+RECURRENT = ("LSTM", "GRU", "RNN")
 MOVES = ("Squeeze", "Unsqueeze", "Slice", "Gather", "Reshape", "Transpose", "Identity")
 
 

@@ -229,6 +229,39 @@ def test_gru_variants_fuse_where_onnx_can_express_them():
         np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-5, err_msg=name)
 
 
+def test_simple_rnn_variants_fuse_where_onnx_can_express_them():
+    """Keras 3 SimpleRNNs become ONNX ``RNN`` (export/simple_rnn.py): tanh, relu, no bias,
+    bidirectional, backwards, stacked and per-step outputs; a linear one (ONNX's ``Affine``,
+    which not every execution provider has) stays a ``Loop``. All of them match Keras."""
+    import keras
+    import onnxruntime as ort
+
+    from edge_infer.export.convert import keras_to_onnx
+
+    layers = keras.layers
+    variants = {"tanh": (lambda: layers.SimpleRNN(8), 1),
+                "relu": (lambda: layers.SimpleRNN(8, activation="relu"), 1),
+                "no_bias": (lambda: layers.SimpleRNN(8, use_bias=False), 1),
+                "bidirectional": (lambda: layers.Bidirectional(layers.SimpleRNN(8)), 2),
+                "backwards": (lambda: layers.SimpleRNN(8, go_backwards=True), 1),
+                "stacked": (lambda: keras.Sequential([layers.SimpleRNN(8, return_sequences=True),
+                                                      layers.SimpleRNN(4)]), 2),
+                "per_step": (lambda: layers.SimpleRNN(8, return_sequences=True), 1),
+                "linear": (lambda: layers.SimpleRNN(8, activation=None), 0)}
+    x = np.random.default_rng(0).standard_normal((5, 20, 3)).astype(np.float32)
+    for name, (layer, fused) in variants.items():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((20, 3), name="sequence")
+        model = keras.Model(inputs, layers.Dense(2)(layer()(inputs)))
+        proto = keras_to_onnx(model)
+        ops = [n.op_type for n in proto.graph.node]
+        assert (ops.count("RNN"), "Loop" in ops) == (fused, not fused), (name, ops)
+        session = ort.InferenceSession(proto.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-5, err_msg=name)
+
+
 def test_a_model_with_two_inputs_and_two_outputs_exports_with_their_names(tmp_path):
     """Inputs in model.inputs order under their Keras names, outputs named after the Keras
     output layers, parity checked on every output."""

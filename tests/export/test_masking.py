@@ -23,6 +23,8 @@ def _text_model(head: str):
     elif head == "bidirectional_backwards":
         x = layers.Bidirectional(layers.LSTM(6, return_sequences=True))(x)
         x = layers.GRU(5, go_backwards=True)(x)
+    elif head == "simple_rnn":  # a bidirectional SimpleRNN (two RNN operators) -> GRU
+        x = layers.GRU(6)(layers.Bidirectional(layers.SimpleRNN(8, return_sequences=True))(x))
     elif head == "average":  # Keras averages over the unmasked steps only
         x = layers.GlobalAveragePooling1D()(layers.LSTM(6, return_sequences=True)(x))
     elif head == "sequence":  # one output per step, in the input's step order
@@ -53,10 +55,15 @@ def _ops(path) -> list:
     return list(onnx.load(path).graph.node)
 
 
-@pytest.mark.parametrize("head", ["gru_lstm", "bidirectional_backwards", "average", "sequence",
-                                  "bidirectional_sequence"])
+FUSED = {"gru_lstm": ["GRU", "LSTM"], "bidirectional_backwards": ["GRU", "LSTM"],
+         "simple_rnn": ["GRU", "RNN", "RNN"], "average": ["LSTM"], "sequence": ["LSTM"],
+         "bidirectional_sequence": ["LSTM"]}  # a bidirectional LSTM is one operator
+
+
+@pytest.mark.parametrize("head", list(FUSED))
 def test_masked_recurrent_layers_become_fused_operators_with_sequence_lengths(head, tmp_path):
-    """Stacked masked GRU -> LSTM, bidirectional LSTM -> backwards GRU, an LSTM whose steps
+    """Stacked masked GRU -> LSTM, bidirectional LSTM -> backwards GRU, bidirectional
+    SimpleRNN -> GRU, an LSTM whose steps
     Keras averages over the unmasked ones, and one with an output per step, export without
     loops, every recurrent operator reads the row lengths, and the model matches masked Keras
     whatever the padding (the average of an all-padding row is NaN in both; a padded step
@@ -68,9 +75,8 @@ def test_masked_recurrent_layers_become_fused_operators_with_sequence_lengths(he
     logs: list[str] = []
     result = export(ExportConfig(tmp_path / "text.keras"), log=logs.append)
     nodes = _ops(result.path)
-    recurrent = [n for n in nodes if n.op_type in ("LSTM", "GRU")]
-    two = head in ("gru_lstm", "bidirectional_backwards")  # else one (bidirectional) LSTM
-    assert sorted(n.op_type for n in recurrent) == (["GRU", "LSTM"] if two else ["LSTM"])
+    recurrent = [n for n in nodes if n.op_type in ("LSTM", "GRU", "RNN")]
+    assert sorted(n.op_type for n in recurrent) == FUSED[head]
     assert "Loop" not in {n.op_type for n in nodes}
     assert all(len(n.input) > 4 and n.input[4] for n in recurrent)
     assert any("fused with sequence lengths" in line for line in logs), logs
