@@ -46,13 +46,9 @@ from typing import Any
 
 import numpy as np
 
+from .final_state import RECURRENT, last_step_reads, read_final_state
 from .layer_calls import all_layers, replaced_calls
-from .names import rename_tensors
-from .simplify import (_add_initializer, _run_probe, _shapes, attribute, consumers,
-                       initializers, remove_dead, scope_of)
-
-RECURRENT = ("LSTM", "GRU", "RNN")
-MOVES = ("Squeeze", "Unsqueeze", "Slice", "Gather", "Reshape", "Transpose", "Identity")
+from .simplify import _add_initializer, _shapes, remove_dead
 
 
 @dataclass(frozen=True)
@@ -168,12 +164,12 @@ def add_sequence_lengths(proto: Any, masked: MaskedInput, padded_steps: str = "r
     for node in rnns:
         if len(node.input) > 4 and node.input[4]:
             return 0, 0
-        found = _last_step_reads(proto, node, masked.length)
+        found = last_step_reads(proto, node, [masked.length])
         if found is None:
             return 0, 0
         rewires.append((node, found))
     for node, found in rewires:
-        _read_final_state(graph, node, found)
+        read_final_state(graph, node, found)
     shapes = _shapes(proto)
     lengths, count, kept = _compact(graph, masked)
     restored = _restore_step_order(graph, masked, kept, shapes, padded_steps)
@@ -186,75 +182,6 @@ def add_sequence_lengths(proto: Any, masked: MaskedInput, padded_steps: str = "r
             node.input[1] = count
     remove_dead(proto)
     return len(rnns), restored
-
-
-def _directions(node: Any) -> list[str]:
-    """The time order of each direction of a recurrent operator: its ``Y`` has one slice per
-    entry along axis 1."""
-    direction = attribute(node, "direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
-    return ["forward", "reverse"] if direction == "bidirectional" else [direction]
-
-
-def _last_step_reads(proto: Any, node: Any, length: int) -> list[tuple[str, int]] | None:
-    """The tensors downstream of ``node``'s ``Y`` that hold one direction's last time step
-    (``[batch, hidden]``; the first step for the reverse direction), with the direction: found
-    by running each run of moves after ``Y`` on a probe of distinct values. None when the
-    operator is not one this can probe."""
-    graph = proto.graph
-    y = node.output[0] if node.output else ""
-    if not y:
-        return []
-    hidden = int(attribute(node, "hidden_size", 0))
-    kinds = _directions(node)
-    if hidden < 1 or any(kind not in ("forward", "reverse") for kind in kinds):
-        return None
-    inits, readers = initializers(graph), consumers(graph)
-    probe = np.arange(length * len(kinds) * 3 * hidden, dtype=np.float32).reshape(
-        length, len(kinds), 3, hidden)
-    lasts = [probe[length - 1 if kind == "forward" else 0, d] for d, kind in enumerate(kinds)]
-    found: list[tuple[str, int]] = []
-    frontier = [[reader] for reader in readers.get(y, [])]
-    while frontier:
-        path = frontier.pop()
-        step = path[-1]
-        if step.op_type not in MOVES or len(path) > 6 or not step.input \
-                or any(i and i not in inits for i in step.input[1:]):
-            continue
-        got = _run_probe(proto, path, y, probe, step.output[0], inits)
-        match = next((d for d, last in enumerate(lasts) if got is not None
-                      and got.shape == last.shape and np.array_equal(got, last)), None)
-        if match is not None:
-            found.append((step.output[0], match))
-            continue
-        frontier.extend([*path, reader] for reader in readers.get(step.output[0], [])
-                        if reader.input and reader.input[0] == step.output[0])
-    return found
-
-
-def _read_final_state(graph: Any, node: Any, reads: list[tuple[str, int]]) -> None:
-    """Make each tensor in ``reads`` its direction's slice of ``node``'s ``Y_h`` instead."""
-    from onnx import helper
-
-    if not reads:
-        return
-    while len(node.output) < 2:
-        node.output.append("")
-    if not node.output[1]:
-        node.output[1] = f"{node.name}/Y_h"
-    scope = scope_of(node.name, node.name)
-    kinds = _directions(node)
-    outputs = {o.name for o in graph.output}
-    for tensor, direction in reads:
-        name = f"{scope}/last_{kinds[direction]}"
-        index = _add_initializer(graph, f"{name}/direction", np.array(direction, np.int64))
-        old = next(n for n in graph.node if tensor in n.output)
-        old.output[list(old.output).index(tensor)] = f"{tensor}/unused"  # dropped as dead
-        new = tensor if tensor in outputs else name  # a graph output keeps its name
-        if new != tensor:
-            rename_tensors(graph, {tensor: new})  # its readers, in subgraphs too
-        gather = helper.make_node("Gather", [node.output[1], index], [new], name=name, axis=0)
-        graph.node.insert(list(graph.node).index(node) + 1, gather)
 
 
 def _compact(graph: Any, masked: MaskedInput) -> tuple[str, str, str]:

@@ -3,8 +3,9 @@
 Small edge models are dominated by per-operator overhead, not arithmetic: on the 8x8 digits CNN
 a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``, ``Cast``, ``Slice``, ``Concat``,
 ``Cast``, ``Reshape``) to compute a shape that is static except for the batch. Five passes
-here, and two in :mod:`.fused_ops` (a written-out ``LayerNormalization`` as one operator, and
-exact ``gelu`` spelt the way onnxruntime fuses it):
+here, two in :mod:`.fused_ops` (a written-out ``LayerNormalization`` as one operator, and
+exact ``gelu`` spelt the way onnxruntime fuses it), and one in :mod:`.final_state` (a
+recurrent layer's last output read from ``Y_h`` instead of sliced out of ``Y``):
 
 - ``fold_reshapes``: a ``Reshape`` whose output shape is static apart from its first dimension
   gets the constant shape ``[-1, d1, ...]`` (the first dimension is then what the size leaves,
@@ -13,7 +14,7 @@ exact ``gelu`` spelt the way onnxruntime fuses it):
   (``Tensordot``: six operators to rebuild ``[batch, steps, units]``).
 - ``restore_layout_transposes``: the one-channel NHWC<->NCHW ``Reshape`` tf2onnx writes becomes
   the ``Transpose`` it is, so onnxruntime's layout optimiser can cancel it.
-- ``drop_zero_initial_states``: an ``LSTM``/``GRU`` whose initial state is built as zeros (seven
+- ``drop_zero_initial_states``: an ``LSTM``/``GRU``/``RNN`` whose initial state is built as zeros (seven
   operators from the input's batch size) gets no initial state, which means zeros.
 - ``fold_upsampling``: a run of moves that repeats elements (a Keras 3 ``UpSampling2D``: eight
   operators and two full-size copies) becomes one nearest-neighbour ``Resize``. On the zoo's
@@ -494,6 +495,7 @@ def simplify(proto: Any) -> dict[str, int]:
     """Every simplification in order; returns what each changed. Shape inference runs once:
     the passes that read shapes (the reshape passes and ``fold_upsampling``) change no shape
     another of them reads, and the last two read none."""
+    from .final_state import read_final_states
     from .fused_ops import canonical_gelu, fold_layer_norms
 
     shapes = _shapes(proto)
@@ -501,6 +503,7 @@ def simplify(proto: Any) -> dict[str, int]:
             "restore_layout_transposes": restore_layout_transposes(proto, shapes),
             "fold_upsampling": fold_upsampling(proto, shapes),
             "drop_zero_initial_states": drop_zero_initial_states(proto),
+            "read_final_states": read_final_states(proto, shapes),
             "drop_index_wrapping": drop_index_wrapping(proto),
             "fold_layer_norms": fold_layer_norms(proto, shapes),
             "canonical_gelu": canonical_gelu(proto, shapes)}

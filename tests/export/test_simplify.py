@@ -1,5 +1,5 @@
 """Graph simplifications: static flatten shapes, one-channel reshapes back to transposes,
-zero initial states of recurrent layers left out."""
+zero initial states of recurrent layers left out, last steps read from the final state."""
 
 from __future__ import annotations
 
@@ -184,6 +184,50 @@ def test_a_bidirectional_zero_state_built_by_concat_is_left_out(second, dropped)
     assert simplify(model)["drop_zero_initial_states"] == int(dropped)
     assert ([n.op_type for n in model.graph.node] == ["GRU"]) == dropped
     np.testing.assert_allclose(_run(model, x)[0], before, atol=1e-6)
+
+
+def _last_steps(steps: int | str, starts: tuple[int, int]):
+    """x[steps,N,2] -> bidirectional RNN(3) -> each direction's step ``starts[d]`` sliced out of
+    ``Y`` (tf2onnx's spelling: Slice the direction, Squeeze, Slice the step, Squeeze) ->
+    Concat. Starts -1 (forward) and 0 (reverse) are the last steps, which ``Y_h`` holds."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("RNN", ["x", "w", "r", "b"], ["y", ""], hidden_size=3,
+                              direction="bidirectional")]
+    for d in range(len(starts)):
+        nodes += [helper.make_node("Slice", ["y", f"d{d}", f"d{d + 1}", "one"], [f"y{d}"]),
+                  helper.make_node("Squeeze", [f"y{d}", "one"], [f"s{d}"]),
+                  helper.make_node("Slice", [f"s{d}", f"start{d}", f"end{d}", "zero"],
+                                   [f"t{d}"]),
+                  helper.make_node("Squeeze", [f"t{d}", "zero"], [f"last{d}"])]
+    nodes.append(helper.make_node("Concat", ["last0", "last1"], ["out"], axis=1))
+    inits = [_int64("zero", 0), _int64("one", 1), _int64("d0", 0), _int64("d1", 1),
+             _int64("d2", 2),
+             *(_int64(f"start{d}", start) for d, start in enumerate(starts)),
+             *(_int64(f"end{d}", start + 1 if start != -1 else 2**62)
+               for d, start in enumerate(starts)),
+             *(numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
+               for name, shape in (("w", (2, 3, 2)), ("r", (2, 3, 3)), ("b", (2, 6))))]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, "N", 2])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 6])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("steps,starts,read", [(5, (-1, 0), 2), ("T", (-1, 0), 2),
+                                               (5, (4, 0), 2), ("T", (4, 0), 1),
+                                               (5, (-2, 1), 0)])
+def test_last_step_reads_come_from_the_final_state(steps, starts, read):
+    """Both directions' last steps read ``Y_h``; a step that is the last only at one length
+    (4 of 5) is rewired only where the length is static; other steps stay slices of ``Y``."""
+    model = _last_steps(steps, starts)
+    lengths = [5] if steps == 5 else [5, 7]
+    xs = [np.random.default_rng(n).normal(size=(n, 4, 2)).astype(np.float32) for n in lengths]
+    before = [_run(model, x)[0] for x in xs]
+    assert simplify(model)["read_final_states"] == read
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("Slice") == 2 * (2 - read) and ops.count("Gather") == read, ops
+    for x, want in zip(xs, before):
+        np.testing.assert_array_equal(_run(model, x)[0], want)
 
 
 def _embedding(index_nodes: list, vocab: int = 7):
