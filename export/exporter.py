@@ -122,13 +122,17 @@ def _samples(model: Any, run_dir: Path | None, info: dict[str, Any], count: int,
     return _noise(model, min(count, 64))
 
 
+NOISE_SIZE = 32  # a dimension the model leaves open: long enough for convolutions and pooling
+# to have something left, and for a recurrent layer's steps to matter
+
+
 def _noise(model: Any, count: int) -> list[np.ndarray]:
     """Random inputs, one array per model input: uniform [0, 1) floats, or integers in
-    [0, 10)."""
+    [0, 10); ``NOISE_SIZE`` where a dimension is open."""
     rng = np.random.default_rng(0)
     arrays = []
     for inp in model.inputs:
-        shape = (count, *[d if d is not None else 1 for d in inp.shape[1:]])
+        shape = (count, *[d if d is not None else NOISE_SIZE for d in inp.shape[1:]])
         if "int" in str(inp.dtype):
             arrays.append(rng.integers(0, 10, size=shape).astype(np.int64))
         else:

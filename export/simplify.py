@@ -4,8 +4,9 @@ Small edge models are dominated by per-operator overhead, not arithmetic: on the
 a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``, ``Cast``, ``Slice``, ``Concat``,
 ``Cast``, ``Reshape``) to compute a shape that is static except for the batch. Five passes
 here, two in :mod:`.fused_ops` (a written-out ``LayerNormalization`` as one operator, and
-exact ``gelu`` spelt the way onnxruntime fuses it), and one in :mod:`.final_state` (a
-recurrent layer's last output read from ``Y_h`` instead of sliced out of ``Y``):
+exact ``gelu`` spelt the way onnxruntime fuses it), one in :mod:`.final_state` (a
+recurrent layer's last output read from ``Y_h`` instead of sliced out of ``Y``) and one in
+:mod:`.squeezes` (1D layers kept in 4D between their operators):
 
 - ``fold_reshapes``: a ``Reshape`` whose output shape is static apart from its first dimension
   gets the constant shape ``[-1, d1, ...]`` (the first dimension is then what the size leaves,
@@ -497,6 +498,7 @@ def simplify(proto: Any) -> dict[str, int]:
     another of them reads, and the last two read none."""
     from .final_state import read_final_states
     from .fused_ops import canonical_gelu, fold_layer_norms
+    from .squeezes import keep_unit_axes
 
     shapes = _shapes(proto)
     return {"fold_reshapes": fold_reshapes(proto, shapes),
@@ -506,4 +508,5 @@ def simplify(proto: Any) -> dict[str, int]:
             "read_final_states": read_final_states(proto, shapes),
             "drop_index_wrapping": drop_index_wrapping(proto),
             "fold_layer_norms": fold_layer_norms(proto, shapes),
-            "canonical_gelu": canonical_gelu(proto, shapes)}
+            "canonical_gelu": canonical_gelu(proto, shapes),
+            "keep_unit_axes": keep_unit_axes(proto, shapes)}
