@@ -119,3 +119,23 @@ def test_only_squeezes_that_reach_an_end_move():
              helper.make_node("Softmax", ["t"], ["y"], axis=-1)]
     ops = _check(_model(nodes, [], ["N", W // 2, C]), 1)
     assert ops == ["Conv", "Relu", "MaxPool", "Squeeze", "Transpose", "Softmax"], ops
+
+
+def test_a_conv1d_over_an_open_number_of_steps_exports(tmp_path):
+    """Random parity inputs give an open dimension 32 steps: with 1, a kernel of 3 had no output
+    and the export failed."""
+    keras = pytest.importorskip("keras")
+    from edge_infer.export.exporter import ExportConfig, export
+
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, 3), name="signal")
+    x = layers.MaxPooling1D()(layers.Conv1D(6, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, layers.Dense(2)(layers.GlobalMaxPooling1D()(x)))
+    model.save(tmp_path / "open.keras")
+    result = export(ExportConfig(tmp_path / "open.keras"), log=lambda _m: None)
+    assert result.parity.passed
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    steps = np.random.default_rng(0).normal(size=(2, 50, 3)).astype(np.float32)
+    np.testing.assert_allclose(session.run(None, {"signal": steps})[0],
+                               model.predict(steps, verbose=0), atol=1e-5)
