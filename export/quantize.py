@@ -337,13 +337,15 @@ def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
     # A generator's inputs are latent vectors, not the images it was trained on.
     spec = dataset or (info.get("dataset_spec") if task != "generation" else None)
     if spec:
-        from edge_infer.runtime.metadata import ModelMetadata
+        from edge_infer.runtime.metadata import ModelMetadata, TextPreprocess
         from edge_infer.train.datasets import load_dataset
 
         try:
-            data = load_dataset(spec, seed=info.get("seed", 0))
             file_info = read_model_info(model)
             expected = ModelMetadata.from_props(file_info.metadata).preprocess
+            # a text model's own vocabulary encodes the rows, without TensorFlow
+            text = expected if isinstance(expected, TextPreprocess) else None
+            data = load_dataset(spec, seed=info.get("seed", 0), text=text)
             if not _fits(data.x_test, file_info.inputs[0].shape):
                 raise UsageError(f"{spec} gives inputs of shape {list(data.x_test.shape[1:])}, "
                                  f"but {model.name} takes {list(file_info.inputs[0].shape or [])}")

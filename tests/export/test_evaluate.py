@@ -52,3 +52,23 @@ def test_evaluate_a_regressor_and_the_cli(trained_runs, tmp_path):
     plot = tmp_path / "cm.png"
     result = CliRunner().invoke(cli, ["evaluate", str(cnn), "--plot", str(plot)])
     assert result.exit_code == 0 and "precision" in result.stdout and plot.stat().st_size > 0
+
+
+def test_a_text_model_is_evaluated_without_tensorflow(trained_runs):
+    """The test split of a text run is encoded with the model's own vocabulary by the runtime's
+    tokenizer: the figures are the training run's, and TensorFlow is never imported (it was,
+    for Keras' TextVectorization, several seconds at every quantize and evaluate)."""
+    import subprocess
+    import sys
+
+    path = export(ExportConfig(trained_runs["lstm"], out=trained_runs["lstm"] / "eval.onnx")).path
+    code = ("import json, sys; from edge_infer.export.evaluate import evaluate; "
+            f"r = evaluate({str(path)!r}); "
+            "print(json.dumps([r['accuracy'], r['samples'], 'tensorflow' in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    accuracy, samples, imported = json.loads(done.stdout.strip().splitlines()[-1])
+    metrics = json.loads((trained_runs["lstm"] / "metrics.json").read_text())
+    assert samples == metrics["test_samples"] and not imported
+    assert abs(accuracy - metrics["test_accuracy"]) < 1e-9

@@ -9,11 +9,15 @@ brings the user's own data.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DatasetError
 from . import builtin  # noqa: F401  (registers the built-in datasets)
 from .base import DATASETS, Dataset, register, split
 from .keras_sets import KERAS_DATASETS
+
+if TYPE_CHECKING:
+    from edge_infer.runtime.metadata import TextPreprocess
 
 __all__ = ["DATASETS", "KERAS_DATASETS", "Dataset", "known_specs", "load_dataset", "register",
            "split"]
@@ -23,8 +27,9 @@ def known_specs() -> list[str]:
     return [*DATASETS, *(f"keras:{k}" for k in KERAS_DATASETS)]
 
 
-def load_dataset(spec: str, seed: int = 0) -> Dataset:
-    """Load a dataset by name, ``keras:NAME``, or path, split deterministically by ``seed``."""
+def load_dataset(spec: str, seed: int = 0, text: TextPreprocess | None = None) -> Dataset:
+    """Load a dataset by name, ``keras:NAME``, or path, split deterministically by ``seed``.
+    ``text``: a trained model's vocabulary, to encode a text CSV with instead of learning one."""
     if spec in DATASETS:
         return DATASETS[spec].load(seed=seed)
     if spec.startswith("keras:"):
@@ -41,7 +46,7 @@ def load_dataset(spec: str, seed: int = 0) -> Dataset:
         if suffix == ".npz":
             return files.load_npz(path, seed=seed)
         if suffix in (".csv", ".tsv"):
-            return files.load_text_csv(path, seed=seed)
+            return files.load_text_csv(path, seed=seed, text=text)
         raise DatasetError(f"{path}: expected an .npz, a .csv/.tsv of label,text rows, or a "
                            f"folder of class sub-folders, found a {suffix or 'file'} file")
     raise DatasetError(f"unknown dataset {spec!r}; known: {', '.join(known_specs())}, or a path "

@@ -158,9 +158,12 @@ def _read_rows(path: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def load_text_csv(path: Path, seed: int = 0) -> Dataset:
+def load_text_csv(path: Path, seed: int = 0, text: TextPreprocess | None = None) -> Dataset:
     """Rows of ``label,text``; the vocabulary is learned on the training split with Keras
-    ``TextVectorization`` and stored so that the runtime tokenizes raw text the same way."""
+    ``TextVectorization`` and stored so that the runtime tokenizes raw text the same way. With
+    ``text`` (a trained model's), the rows are encoded with that vocabulary by the runtime's
+    tokenizer instead, which gives the same ids without importing TensorFlow: how quantize and
+    evaluate read a text model's test split (about 3 s less at start)."""
     rows = _read_rows(path)
     names = sorted({label for label, _ in rows})
     if len(names) < 2:
@@ -169,6 +172,15 @@ def load_text_csv(path: Path, seed: int = 0) -> Dataset:
     texts = np.asarray([t for _, t in rows], dtype=object)
     y = np.asarray([index[label] for label, _ in rows], dtype=np.int64)
     t_train, y_train, t_val, y_val, t_test, y_test = split(texts, y, seed)
+    if text is not None:
+        from edge_infer.runtime.inputs.text import Tokenizer
+
+        tokenizer = Tokenizer(text)
+        train, val, test = (tokenizer.encode(list(t), text.sequence_length)
+                            for t in (t_train, t_val, t_test))
+        return Dataset(path.stem, "text", "classification", train, y_train, val, y_val, test,
+                       y_test, labels=tuple(names), preprocess=text,
+                       extra={"texts_test": list(t_test)})
 
     import keras
 
