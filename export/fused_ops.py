@@ -14,13 +14,19 @@ onnxruntime's own fusions do not recognise:
   ``1 - erf`` (:mod:`.tf_ops`). It becomes ``x * 0.5 * (1 + erf(x / sqrt(2)))`` spelt the way
   onnxruntime's optimiser fuses into its one ``Gelu`` kernel (standard operators, so every other
   runtime still runs it).
+- ``PReLU``: ``relu(x) - alpha * relu(-x)``, four operators (``Relu``, ``Neg``, ``Relu``,
+  ``Mul``) and an ``Add``. It becomes ONNX's ``PRelu`` with the slope read off the region.
+  One thread: after a ``Dense(5)`` 1.13x faster at batch 1, 1.11x at 64; after a ``Conv2D(4)``
+  1.10x at batch 1 but 0.93x at 64 (onnxruntime's ``PRelu`` kernel is slower per element over
+  a feature map than the four elementwise kernels); other runtimes have it as one kernel.
 
-Neither pass matches tf2onnx's spelling. From a candidate input ``x`` (a mean's input; the
-tensor an ``Erf`` is computed from) it gathers the region of arithmetic that depends only on
+No pass matches tf2onnx's spelling. From a candidate input ``x`` (a mean's input; the
+tensor an ``Erf`` is computed from; a negated tensor) it gathers the region of arithmetic that depends only on
 ``x`` and constants, tries each tensor of ``x``'s shape in it as the end (the last first; the
 nodes it needs must be read by nothing else), and replaces that part only if onnxruntime
 computes the function on probes: rows of three scales for the normalisation (with the epsilon,
-``gamma`` and ``beta`` read from where the region uses them), values from -8 to 8 for ``gelu``.
+``gamma`` and ``beta`` read from where the region uses them), values from -8 to 8 for ``gelu``
+and ``PRelu`` (whose slope is what the region gives for -1).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from .simplify import (_add_initializer, _run_probe, consumers, initializers, re
 NORMALISING = ("GlobalAveragePool", "ReduceMean", "Sub", "Mul", "Add", "Div", "Sqrt",
                "Reciprocal", "Pow", "Neg")
 ELEMENTWISE = ("Neg", "Mul", "Div", "Erf", "Add", "Sub")
+RECTIFYING = ("Relu", "Neg", "Mul", "Add", "Sub")
 MAX_REGION = 16
 CANONICAL_GELU = ["Div", "Erf", "Add", "Mul", "Mul"]
 
@@ -236,6 +243,63 @@ def canonical_gelu(proto: Any, shapes: dict[str, list[int | None]]) -> int:
                 helper.make_node("Add", [t["erf"], one], [t["plus_one"]], name=t["plus_one"]),
                 helper.make_node("Mul", [x, t["plus_one"]], [t["times_x"]], name=t["times_x"]),
                 helper.make_node("Mul", [t["times_x"], half], [y], name=f"{scope}/Gelu")])
+            changed += 1
+            break
+    if changed:
+        remove_dead(proto)
+    return changed
+
+
+def _prelu_slope(proto: Any, nodes: list[Any], x: str, y: str, shape: list[int | None],
+                 inits: dict[str, Any]) -> np.ndarray | None:
+    """The slope ``s`` for which the nodes compute ``PRelu(x, s)`` (``x`` where ``x >= 0``,
+    ``s * x`` below), in the smallest shape that broadcasts to ``x`` without its batch axis;
+    read off a probe of -1 everywhere and proved on values from -8 to 8. None otherwise."""
+    ones = np.ones([1, *shape[1:]], np.float32)
+    below = _run_probe(proto, nodes, x, -ones, y, inits)
+    if below is None or below.shape != ones.shape:
+        return None
+    slope = -below[0]
+    for axis in range(slope.ndim):  # an axis along which the slope does not change: size 1
+        first = np.take(slope, [0], axis=axis)
+        if np.array_equal(np.broadcast_to(first, slope.shape), slope):
+            slope = first
+    width = int(np.prod(shape[1:]))
+    probe = np.linspace(-8, 8, 2 * width, dtype=np.float32).reshape([2, *shape[1:]])
+    got = _run_probe(proto, nodes, x, probe, y, inits)
+    want = np.where(probe >= 0, probe, slope * probe)
+    if got is None or got.shape != probe.shape or not np.allclose(got, want, rtol=1e-6,
+                                                                   atol=1e-6):
+        return None
+    return slope
+
+
+def fold_prelu(proto: Any, shapes: dict[str, list[int | None]]) -> int:
+    """Replace each Keras ``PReLU`` (``relu(x) - alpha * relu(-x)``: ``Relu``, ``Neg``,
+    ``Relu``, ``Mul``, ``Add``) with ONNX's one ``PRelu``; returns how many."""
+    from onnx import helper
+
+    graph = proto.graph
+    changed = 0
+    for neg in [n for n in graph.node if n.op_type == "Neg"]:
+        if not any(neg is n for n in graph.node):
+            continue
+        x = neg.input[0]
+        shape = shapes.get(x)
+        if not shape or len(shape) < 2 or any(d is None for d in shape[1:]):
+            continue
+        inits, readers = initializers(graph), consumers(graph)
+        region = _region(graph, x, RECTIFYING, inits, readers)
+        for nodes, y in _ends(graph, region or [], shape, readers, shapes):
+            if not any(n is neg for n in nodes) or len(nodes) < 3:
+                continue
+            slope = _prelu_slope(proto, nodes, x, y, shape, inits)
+            if slope is None:
+                continue
+            scope = _scope(nodes, y)
+            name = _add_initializer(graph, f"{scope}/slope", slope.astype(np.float32))
+            _replace(graph, nodes, [helper.make_node("PRelu", [x, name], [y],
+                                                     name=f"{scope}/PRelu")])
             changed += 1
             break
     if changed:

@@ -497,7 +497,7 @@ def simplify(proto: Any) -> dict[str, int]:
     the passes that read shapes (the reshape passes and ``fold_upsampling``) change no shape
     another of them reads, and the last two read none."""
     from .final_state import read_final_states
-    from .fused_ops import canonical_gelu, fold_layer_norms
+    from .fused_ops import canonical_gelu, fold_layer_norms, fold_prelu
     from .squeezes import keep_unit_axes
 
     shapes = _shapes(proto)
@@ -509,4 +509,5 @@ def simplify(proto: Any) -> dict[str, int]:
             "drop_index_wrapping": drop_index_wrapping(proto),
             "fold_layer_norms": fold_layer_norms(proto, shapes),
             "canonical_gelu": canonical_gelu(proto, shapes),
+            "fold_prelu": fold_prelu(proto, shapes),
             "keep_unit_axes": keep_unit_axes(proto, shapes)}

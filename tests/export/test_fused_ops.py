@@ -1,5 +1,5 @@
 """Arithmetic written out by tf2onnx becomes one operator (export/fused_ops.py) only where
-it provably computes it: layer normalisation, exact gelu."""
+it provably computes it: layer normalisation, exact gelu, PReLU."""
 
 from __future__ import annotations
 
@@ -152,3 +152,46 @@ def test_an_attention_block_exports_without_shape_computations(tmp_path):
     assert not {"Shape", "ReduceProd", "Max", "Concat"} & set(ops), ops
     assert ops.count("LayerNormalization") == 2 and "Sqrt" not in ops
     assert result.parity.passed and result.parity.max_abs_diff < 1e-5
+
+
+def _prelu(minus_alpha: np.ndarray, rectified: bool = True):
+    """tf2onnx's spelling of Keras' PReLU on x[N, 4, 3, 3]: relu(x) + (-alpha) * relu(-x);
+    with ``rectified`` off, relu(x) + c * --x, which is no PReLU."""
+    nodes = [helper.make_node("Relu", ["x"], ["pos"]),
+             helper.make_node("Neg", ["x"], ["flipped"]),
+             helper.make_node("Relu" if rectified else "Neg", ["flipped"], ["neg"]),
+             helper.make_node("Mul", ["neg", "c"], ["scaled"]),
+             helper.make_node("Add", ["pos", "scaled"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 3, 3])],
+        [numpy_helper.from_array(minus_alpha.astype(np.float32), "c")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("shape,slope_shape", [((1, 4, 1, 1), [4, 1, 1]), ((4, 3, 3), [4, 3, 3]),
+                                               ((1,), [1, 1, 1])])
+def test_keras_prelu_becomes_one_operator_with_its_slope(shape, slope_shape):
+    """Per channel (shared spatial axes), per element, one slope for all: one ``PRelu`` whose
+    slope is alpha in the smallest shape that broadcasts, same outputs."""
+    from edge_infer.export.fused_ops import fold_prelu
+
+    alpha = np.random.default_rng(0).uniform(0.05, 0.5, size=shape)
+    model = _prelu(-alpha)
+    x = np.random.default_rng(1).normal(size=(5, 4, 3, 3)).astype(np.float32)
+    before = _run(model, x)
+    assert fold_prelu(model, _shapes(model)) == 1
+    (node,) = model.graph.node
+    slope = numpy_helper.to_array(model.graph.initializer[0])
+    assert node.op_type == "PRelu" and list(slope.shape) == slope_shape
+    np.testing.assert_allclose(slope, np.broadcast_to(alpha, (1, 4, 3, 3))[0][
+        tuple(slice(0, n) for n in slope_shape)], rtol=1e-6)
+    np.testing.assert_allclose(_run(model, x), before, rtol=1e-6, atol=1e-7)
+
+
+def test_rectifier_arithmetic_that_is_not_prelu_stays():
+    from edge_infer.export.fused_ops import fold_prelu
+
+    model = _prelu(-np.full((1, 4, 1, 1), 0.2), rectified=False)
+    assert fold_prelu(model, _shapes(model)) == 0
+    assert [n.op_type for n in model.graph.node] == ["Relu", "Neg", "Neg", "Mul", "Add"]
