@@ -2,10 +2,16 @@
 to agree, calls alternating so that neither file gets the quieter moments of a shared machine.
 
     python benchmarks/compare.py before.onnx after.onnx [--runs 3000] [--batch 1 --batch 64]
+                                 [--threads 1]
 
 ``edge-infer bench A B`` times A's runs, then B's; on this 2-core shared machine the model
 measured first was up to 20% slower at batch 1 for no reason of its own. This script is what
 the figures for the export's graph simplifications come from (export/simplify.py).
+
+Each session runs on one thread by default (``--threads 0``: onnxruntime's choice, a pool per
+core). Two sessions with their own pools of spinning threads on two cores get in each other's
+way: the batch-64 ratio of one pair of files (a PReLU fold) read 0.69x, 1.01x and 1.51x in
+three runs that way, and 0.91x to 0.96x on one thread.
 """
 
 from __future__ import annotations
@@ -31,10 +37,14 @@ def _inputs(session: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
 
 
 def compare(before: str, after: str, batch: int, runs: int,
-            feed: dict[str, np.ndarray] | None = None) -> tuple[float, float, float]:
+            feed: dict[str, np.ndarray] | None = None, threads: int = 1
+            ) -> tuple[float, float, float]:
     """Median microseconds per call of each file, and the largest output difference; on
-    ``feed``, or on random inputs of the first file's signature."""
-    sessions = [ort.InferenceSession(p, providers=["CPUExecutionProvider"])
+    ``feed``, or on random inputs of the first file's signature; ``threads`` per session (0:
+    onnxruntime's choice)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    sessions = [ort.InferenceSession(p, options, providers=["CPUExecutionProvider"])
                 for p in (before, after)]
     feed = _inputs(sessions[0], batch) if feed is None else feed
     outs = [s.run(None, feed)[0] for s in sessions]
@@ -58,10 +68,13 @@ def main() -> None:
     parser.add_argument("after")
     parser.add_argument("--batch", type=int, action="append")
     parser.add_argument("--runs", type=int, default=3000)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per session (default 1; 0: onnxruntime's choice)")
     args = parser.parse_args()
-    print(f"onnxruntime {ort.__version__}; {args.runs} alternating runs; median per call")
+    print(f"onnxruntime {ort.__version__}; {args.runs} alternating runs; median per call; "
+          f"threads {args.threads or 'onnxruntime default'}")
     for batch in args.batch or [1, 64]:
-        a, b, diff = compare(args.before, args.after, batch, args.runs)
+        a, b, diff = compare(args.before, args.after, batch, args.runs, threads=args.threads)
         print(f"batch {batch}: before {a:.1f} us, after {b:.1f} us ({a / b:.2f}x), "
               f"largest output difference {diff:.2g}")
 

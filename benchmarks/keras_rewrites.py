@@ -13,8 +13,8 @@ same weights:
 
 Each model is exported twice in a child process that imports TensorFlow: by ``export()``, and
 with the same optimisation and simplifications but without that rewrite. Both files are timed
-here, in a process that never imports TensorFlow, with calls alternating, and their outputs
-compared.
+here, in a process that never imports TensorFlow, with calls alternating, one thread per
+session (see compare.py), and their outputs compared.
 
     python benchmarks/keras_rewrites.py [--runs 2000] [--batch 1 --batch 64] [--case LSTM ...]
 
@@ -135,7 +135,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from compare import compare
 
-    print(f"onnxruntime {ort.__version__}; {args.runs} alternating runs; median per call")
+    print(f"onnxruntime {ort.__version__}; {args.runs} alternating runs; median per call; "
+          "one thread per session")
     names = {"frames": ("unrolled", "folded")}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.case or list(CASES):

@@ -4,10 +4,10 @@ tf2onnx reads the last output of an ``LSTM``/``GRU``/``RNN`` from ``Y``, the out
 step: ``Squeeze`` the direction axis, ``Slice`` the last step, ``Squeeze`` the step axis. The
 operator's second output ``Y_h`` holds exactly those values already, one slice per direction
 (a reverse direction's last step is the sequence's first). Reading it instead drops the three
-operators: on a ``SimpleRNN(8)`` over 20 steps 1.10x at batch 1 (37.0 -> 33.5 us), on a
-stacked one 1.06x; on the zoo's ``waves`` LSTM and GRU (64 then 32 units over 50 steps, where
-the recurrence dominates) 1.01x and 1.02x; nothing measurable at batch 64
-(``benchmarks/compare.py`` on exports before and after).
+operators: on a ``SimpleRNN(8)`` over 20 steps 1.10x at batch 1 (33.5 -> 30.5 us), 1.02x at
+64; on the zoo's ``waves`` LSTM and GRU (64 then 32 units over 50 steps, where the recurrence
+dominates) 1.02x at batch 1, level at 64 (``benchmarks/compare.py`` on exports before and
+after, one thread).
 
 Which tensors are "the last step" is proved by running the moves after ``Y`` on probes of
 distinct values (:func:`last_step_reads`), not by matching tf2onnx's spelling. The masked
