@@ -27,7 +27,7 @@ import numpy as np
 from .simplify import attribute
 
 SHAPE_OPS = ("Shape", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Cast", "Identity",
-             "Mul", "Add", "Sub", "Max", "Min", "ReduceProd", "Constant")
+             "Mul", "Add", "Sub", "Max", "Min", "ReduceProd", "Constant", "Neg", "Div", "Split")
 MAX_DEPTH = 24
 
 
@@ -138,6 +138,10 @@ def shape_value(name: str, producer: dict[str, Any], inits: dict[str, Any],
         return None
     if op in ("Cast", "Identity", "Unsqueeze", "Squeeze"):
         return first  # on a 0-D or 1-D shape value these only change the rank
+    if op == "Neg":
+        return [None if e is None else _known(-e) for e in first]
+    if op == "Split":
+        return _split_part(node, name, first, value(1))
     if op == "ReduceProd":
         product: Any = 1
         for entry in first:
@@ -163,7 +167,33 @@ def shape_value(name: str, producer: dict[str, Any], inits: dict[str, Any],
             return None
         return first[slice(starts[0], min(ends[0], len(first)))]
     other = value(1)
+    if op == "Div":  # integer division, which truncates: only where both sides are numbers
+        if other is None or not all(isinstance(e, int) for e in first + other) \
+                or 0 in other or (len(first) != len(other) and 1 not in (len(first), len(other))):
+            return None
+        width = max(len(first), len(other))
+        a, b = (v * width if len(v) == 1 else v for v in (first, other))
+        return [int(x / y) for x, y in zip(a, b)]
     return None if other is None else _combine(op, first, other)
+
+
+def _split_part(node: Any, name: str, whole: list[Any], sizes: list[Any] | None
+                ) -> list[Any] | None:
+    """The part of a 1-D ``whole`` a ``Split`` gives as output ``name``."""
+    if attribute(node, "axis", 0) not in (0, -1):
+        return None
+    parts = len(node.output)
+    if sizes is None:
+        sizes = attribute(node, "split", None)
+    if sizes is None:
+        if len(whole) % parts:
+            return None
+        sizes = [len(whole) // parts] * parts
+    if not all(isinstance(n, int) for n in sizes) or sum(sizes) != len(whole):
+        return None
+    k = list(node.output).index(name)
+    start = sum(sizes[:k])
+    return whole[start:start + sizes[k]]
 
 
 def reshape_target(node: Any, producer: dict[str, Any], inits: dict[str, Any],

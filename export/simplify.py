@@ -5,8 +5,9 @@ a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``, ``Cast``, ``Sl
 ``Cast``, ``Reshape``) to compute a shape that is static except for the batch. Five passes
 here, two in :mod:`.fused_ops` (a written-out ``LayerNormalization`` as one operator, and
 exact ``gelu`` spelt the way onnxruntime fuses it), one in :mod:`.final_state` (a
-recurrent layer's last output read from ``Y_h`` instead of sliced out of ``Y``) and one in
-:mod:`.squeezes` (1D layers kept in 4D between their operators):
+recurrent layer's last output read from ``Y_h`` instead of sliced out of ``Y``) , one in
+:mod:`.squeezes` (1D layers kept in 4D between their operators) and one in :mod:`.crops`
+(computed ``Slice``/``Pad`` amounts as constants):
 
 - ``fold_reshapes``: a ``Reshape`` whose output shape is static apart from its first dimension
   gets the constant shape ``[-1, d1, ...]`` (the first dimension is then what the size leaves,
@@ -496,12 +497,14 @@ def simplify(proto: Any) -> dict[str, int]:
     """Every simplification in order; returns what each changed. Shape inference runs once:
     the passes that read shapes (the reshape passes and ``fold_upsampling``) change no shape
     another of them reads, and the last two read none."""
+    from .crops import fold_computed_crops
     from .final_state import read_final_states
     from .fused_ops import canonical_gelu, fold_layer_norms, fold_prelu
     from .squeezes import keep_unit_axes
 
     shapes = _shapes(proto)
-    return {"fold_reshapes": fold_reshapes(proto, shapes),
+    return {"fold_computed_crops": fold_computed_crops(proto),
+            "fold_reshapes": fold_reshapes(proto, shapes),
             "restore_layout_transposes": restore_layout_transposes(proto, shapes),
             "fold_upsampling": fold_upsampling(proto, shapes),
             "drop_zero_initial_states": drop_zero_initial_states(proto),

@@ -14,6 +14,9 @@ with the unit axis in place) until it meets:
 - a global pooling (Keras' ``GlobalAveragePooling1D`` ends as ``GlobalAveragePool`` then a
   ``Squeeze``): the pooling runs on the 4D tensor and one ``Squeeze`` drops every spatial axis.
 
+Before a ``ConvTranspose`` (a ``Conv1DTranspose``) tf2onnx adds the axis at the wrong place and
+moves it with a ``Transpose``; that pair becomes one ``Unsqueeze`` first, so it can cancel too.
+
 A ``Transpose`` is passed too (the unit axis then sits at position 1). A ``Squeeze`` whose
 moves lead nowhere it can go stays where it is.
 
@@ -81,8 +84,9 @@ def _unit_axis_in_constants(graph: Any, node: Any, tensor: str, axis: int, rank:
 def keep_unit_axes(proto: Any, shapes: Shapes) -> int:
     """Move ``Squeeze`` nodes of one spatial unit axis past elementwise operators, transposes
     and reshapes, cancel them against the ``Unsqueeze`` or fold them into the global pooling
-    they meet; returns how many ``Squeeze`` nodes went. The graph is left as it was when none
-    goes (moves alone gain nothing)."""
+    they meet; returns how many ``Squeeze`` nodes went, and ``Transpose`` nodes that only
+    placed an ``Unsqueeze``'s axis. The graph is left as it was when none goes (moves alone
+    gain nothing)."""
     work = type(proto)()
     work.CopyFrom(proto)
     removed = _keep_unit_axes(work, shapes)
@@ -94,7 +98,7 @@ def keep_unit_axes(proto: Any, shapes: Shapes) -> int:
 def _keep_unit_axes(proto: Any, shapes: Shapes) -> int:
     graph = proto.graph
     ranks = {name: len(shape) for name, shape in shapes.items()}
-    removed = 0
+    removed = _unsqueezes_in_place(graph)
     grown: set[str] = set()  # tensors that now keep the unit axis
     changed = True
     while changed:
@@ -138,6 +142,35 @@ def _keep_unit_axes(proto: Any, shapes: Shapes) -> int:
     graph.value_info.extend(info)
     remove_dead(proto)  # the removed nodes, and constants replaced by their unit-axis copies
     return removed
+
+
+def _unsqueezes_in_place(graph: Any) -> int:
+    """``Unsqueeze(b)`` then a ``Transpose`` that only moves that unit axis (tf2onnx's way into
+    a ``ConvTranspose``) becomes one ``Unsqueeze`` at the axis's final place; returns how many
+    transposes went."""
+    inits, readers = initializers(graph), consumers(graph)
+    outputs = {o.name for o in graph.output}
+    writer = {o: n for n in graph.node for o in n.output}
+    gone = 0
+    for transpose in [n for n in graph.node if n.op_type == "Transpose"]:
+        unsqueeze = writer.get(transpose.input[0])
+        perm = [int(p) for p in attribute(transpose, "perm", [])]
+        if unsqueeze is None or unsqueeze.op_type != "Unsqueeze" or not perm \
+                or len(readers.get(unsqueeze.output[0], [])) != 1 \
+                or unsqueeze.output[0] in outputs:
+            continue
+        axes = _axes(unsqueeze, inits, len(perm))
+        if axes is None or len(axes) != 1:
+            continue
+        others = [p for p in perm if p != axes[0]]
+        if others != sorted(others):
+            continue  # the transpose moves other axes too
+        unsqueeze.input[1] = _add_initializer(graph, f"{unsqueeze.name}/axes",
+                                              np.array([perm.index(axes[0])], np.int64))
+        unsqueeze.output[0] = transpose.output[0]
+        graph.node.remove(transpose)
+        gone += 1
+    return gone
 
 
 ENDS = ("reshape", "unsqueeze", "pool")  # where the Squeeze goes; moves are the other kinds

@@ -139,3 +139,15 @@ def test_a_conv1d_over_an_open_number_of_steps_exports(tmp_path):
     steps = np.random.default_rng(0).normal(size=(2, 50, 3)).astype(np.float32)
     np.testing.assert_allclose(session.run(None, {"signal": steps})[0],
                                model.predict(steps, verbose=0), atol=1e-5)
+
+
+def test_an_unsqueeze_moved_by_a_transpose_becomes_one_and_cancels():
+    """Squeeze(2) -> Relu -> Unsqueeze(1) -> Transpose(0, 2, 1, 3) (tf2onnx's way into a
+    ConvTranspose) is an Unsqueeze(2): the transpose goes, then the pair."""
+    nodes = [helper.make_node("Relu", ["c3"], ["act"]),
+             helper.make_node("Unsqueeze", ["act", "one"], ["a4"]),
+             helper.make_node("Transpose", ["a4"], ["t"], perm=[0, 2, 1, 3]),
+             helper.make_node("MaxPool", ["t"], ["y"], kernel_shape=[1, 2], strides=[1, 2])]
+    ops = _check(_model(nodes, [_const("one", np.array([1], np.int64))],
+                        ["N", C, 1, W // 2]), 2)
+    assert ops == ["Conv", "Relu", "MaxPool"], ops
