@@ -3,9 +3,9 @@
 Small edge models are dominated by per-operator overhead, not arithmetic: on the 8x8 digits CNN
 a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``, ``Cast``, ``Slice``, ``Concat``,
 ``Cast``, ``Reshape``) to compute a shape that is static except for the batch. Five passes
-here, two in :mod:`.fused_ops` (a written-out ``LayerNormalization`` as one operator, and
-exact ``gelu`` spelt the way onnxruntime fuses it), one in :mod:`.final_state` (a
-recurrent layer's last output read from ``Y_h`` instead of sliced out of ``Y``) , one in
+here, three in :mod:`.fused_ops` (a written-out ``LayerNormalization`` or ``PReLU`` as one
+operator, and exact ``gelu`` spelt the way onnxruntime fuses it), one in :mod:`.final_state`
+(a recurrent layer's last output read from ``Y_h`` instead of sliced out of ``Y``), one in
 :mod:`.squeezes` (1D layers kept in 4D between their operators) and one in :mod:`.crops`
 (computed ``Slice``/``Pad`` amounts as constants):
 
