@@ -35,13 +35,22 @@ def symbolic_shapes(proto: Any) -> dict[str, list[Any]]:
     """Tensor name -> dimensions as ints or sympy expressions in the named dimensions
     (``None`` where unknown), from onnxruntime's symbolic shape inference; empty when it
     fails."""
+    import logging
+
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
+    # it logs what it cannot settle ("Unable to determine if ... treat as equal") as warnings,
+    # which would reach the export's output: an open dimension is an expected case here
+    log = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
+    level = log.level
+    log.setLevel(logging.ERROR)
     try:
         inferred = SymbolicShapeInference.infer_shapes(proto, auto_merge=True,
                                                        guess_output_rank=False, verbose=0)
     except Exception:  # an operator it does not know: fold with what is static instead
         return {}
+    finally:
+        log.setLevel(level)
     out: dict[str, list[Any]] = {}
     graph = inferred.graph
     for value in (*graph.value_info, *graph.input, *graph.output):

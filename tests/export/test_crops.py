@@ -78,3 +78,26 @@ def test_a_keras_conv1d_transpose_exports_without_shape_arithmetic(tmp_path):
     ops = [n.op_type for n in onnx.load(str(result.path)).graph.node]
     assert not {"Shape", "Slice", "Pad", "Squeeze"} & set(ops) and len(ops) <= 12, ops
     assert result.parity.passed
+
+
+def test_an_open_number_of_steps_keeps_the_computed_crop_quietly(tmp_path, caplog):
+    """Over an open number of steps the crop depends on it and stays computed; onnxruntime's
+    symbolic shape inference, which says so in logged warnings (on the terminal, outside
+    pytest), logs nothing during the export."""
+    keras = pytest.importorskip("keras")
+    from edge_infer.export.exporter import ExportConfig, export
+
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, 3), name="signal")
+    x = layers.Conv1DTranspose(4, 3, strides=2, activation="relu")(inputs)
+    x = layers.MaxPooling1D(2, padding="same")(x)  # what the inference cannot settle
+    model = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling1D()(x)))
+    model.save(tmp_path / "open.keras")
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        result = export(ExportConfig(tmp_path / "open.keras"), log=lambda _m: None)
+    assert result.parity.passed
+    said = [r.getMessage() for r in caplog.records if "symbolic_shape" in r.name]
+    assert not said, said
