@@ -207,8 +207,14 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None,
     with folding as folded:
         proto = keras_to_onnx(model, opset=config.opset)
     if config.optimize:
+        converted = len(proto.graph.node)
         proto = _optimize(proto)
-        simplify(proto)
+        optimised = len(proto.graph.node)
+        done = {name: n for name, n in simplify(proto).items() if n}
+        (log or (lambda _msg: None))(
+            f"graph: {converted} operators from tf2onnx, {optimised} after onnxruntime's basic "
+            f"optimisation, {len(proto.graph.node)} after edge-infer's simplifications"
+            + (f" ({', '.join(f'{name} {n}' for name, n in done.items())})" if done else ""))
     if folded:
         noise = _noise(model, 8)
         diff = _largest_difference(_keras_outputs(model, noise),
