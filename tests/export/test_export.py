@@ -169,7 +169,7 @@ def test_cli_export_and_errors(trained_runs, tmp_path):
     result = runner.invoke(cli, ["export", str(trained_runs["mlp"]), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "parity max |diff|" in result.stdout and f"edge-infer run {out}" in result.stdout
-    assert "operators from tf2onnx" in result.stdout  # what optimisation and simplification did
+    assert "operators from tf2onnx" in result.stderr  # what optimisation and simplification did
     bad = runner.invoke(cli, ["export", str(trained_runs["mlp"]), "--opset", "9"])
     assert bad.exit_code == 2 and "--opset must be between 13" in bad.output
     strict = runner.invoke(cli, ["export", str(trained_runs["mlp"]), "--out",
