@@ -16,6 +16,9 @@ with the unit axis in place) until it meets:
 
 Before a ``ConvTranspose`` (a ``Conv1DTranspose``) tf2onnx adds the axis at the wrong place and
 moves it with a ``Transpose``; that pair becomes one ``Unsqueeze`` first, so it can cancel too.
+A ``Resize`` by constant scales (an ``UpSampling1D``) is passed with a scale of 1 for the unit
+axis: Conv1D, UpSampling1D, Conv1D then reads 17 -> 15 operators, and onnxruntime cancels the
+transposes left around the resize (1.31x faster at batch 1, 1.37x at 64, one thread).
 
 A ``Transpose`` is passed too (the unit axis then sits at position 1). A ``Squeeze`` whose
 moves lead nowhere it can go stays where it is.
@@ -115,9 +118,11 @@ def _keep_unit_axes(proto: Any, shapes: Shapes) -> int:
             kind = _next_step(user, squeeze.output[0], axes[0], rank, inits, readers, outputs)
             if kind is None:
                 continue
-            if kind in ("elementwise", "transpose"):
+            if kind in ("elementwise", "transpose", "resize"):
                 if kind == "elementwise":
                     _unit_axis_in_constants(graph, user, squeeze.output[0], axes[0], rank, inits)
+                if kind == "resize":
+                    _unit_axis_in_scales(graph, user, axes[0], inits)
                 kept = _swap(squeeze, user, readers)  # the two nodes' contents exchanged
                 if kind == "transpose":
                     _move_past_transpose(squeeze, user, axes[0], rank, graph)
@@ -188,12 +193,33 @@ def _next_step(user: Any, tensor: str, axis: int, rank: int, inits: dict[str, An
         return "elementwise"
     if user.op_type == "Transpose":
         return "transpose"
+    if _resize_by_scales(user, tensor, rank, inits):
+        return "resize"
     if user.op_type == "Unsqueeze" and _axes(user, inits, rank) == [axis]:
         return "unsqueeze"
     if user.op_type in GLOBAL_POOLS and axis >= 2 \
             and _pool_squeeze(user, rank, inits, readers, outputs) is not None:
         return "pool"
     return None
+
+
+def _resize_by_scales(node: Any, tensor: str, rank: int, inits: dict[str, Any]) -> bool:
+    """A ``Resize`` of ``tensor`` by constant scales, one per axis of the squeezed tensor (an
+    ``UpSampling1D``, which :func:`.simplify.fold_upsampling` made one ``Resize``)."""
+    inputs = list(node.input) + [""] * 4
+    return node.op_type == "Resize" and inputs[0] == tensor and not inputs[1] \
+        and inputs[2] in inits and len(inits[inputs[2]].dims) == 1 \
+        and inits[inputs[2]].dims[0] == rank - 1 and not inputs[3] \
+        and attribute(node, "axes", None) is None
+
+
+def _unit_axis_in_scales(graph: Any, resize: Any, axis: int, inits: dict[str, Any]) -> None:
+    """The unit ``axis`` scales by 1."""
+    from onnx import numpy_helper
+
+    scales = numpy_helper.to_array(inits[resize.input[2]])
+    resize.input[2] = _add_initializer(graph, f"{resize.input[2]}/unit_axis",
+                                       np.insert(scales, axis, 1.0).astype(scales.dtype))
 
 
 def _reaches_an_end(squeeze: Any, axis: int, rank: int, inits: dict[str, Any],
@@ -209,7 +235,7 @@ def _reaches_an_end(squeeze: Any, axis: int, rank: int, inits: dict[str, Any],
         kind = _next_step(users[0], tensor, axis, rank, inits, readers, outputs)
         if kind is None or kind in ENDS:
             return kind is not None
-        axis = 1 if kind == "transpose" else axis
+        axis = 1 if kind == "transpose" else axis  # where _move_past_transpose puts it
         tensor = users[0].output[0]
     return False
 

@@ -151,3 +151,19 @@ def test_an_unsqueeze_moved_by_a_transpose_becomes_one_and_cancels():
     ops = _check(_model(nodes, [_const("one", np.array([1], np.int64))],
                         ["N", C, 1, W // 2]), 2)
     assert ops == ["Conv", "Relu", "MaxPool"], ops
+
+
+def test_a_squeeze_moves_through_an_upsampling_resize_to_its_unsqueeze():
+    """An UpSampling1D between Conv1Ds: Squeeze -> Relu -> Transpose (to steps x channels) ->
+    Resize [1, 2, 1] -> Unsqueeze(1) -> Transpose back: the Resize gains a scale of 1 for the
+    unit axis and the pair cancels (onnxruntime then cancels the two transposes)."""
+    nodes = [helper.make_node("Relu", ["c3"], ["act"]),
+             helper.make_node("Transpose", ["act"], ["nwc"], perm=[0, 2, 1]),
+             helper.make_node("Resize", ["nwc", "", "scales"], ["up"], mode="nearest"),
+             helper.make_node("Unsqueeze", ["up", "one"], ["u4"]),
+             helper.make_node("Transpose", ["u4"], ["nchw"], perm=[0, 3, 1, 2]),
+             helper.make_node("MaxPool", ["nchw"], ["y"], kernel_shape=[1, 2], strides=[1, 2])]
+    inits = [_const("scales", np.array([1, 2, 1], np.float32)),
+             _const("one", np.array([1], np.int64))]
+    ops = _check(_model(nodes, inits, ["N", C, 1, W]), 1)
+    assert ops == ["Conv", "Relu", "Transpose", "Resize", "Transpose", "MaxPool"], ops
