@@ -39,7 +39,7 @@ import numpy as np
 from .simplify import (Shapes, _add_initializer, attribute, consumers, initializers,
                        remove_dead)
 
-# operators that compute each element from that element alone (and constants of one element)
+# operators that compute each element from that element alone (and constants that broadcast)
 ELEMENTWISE = frozenset({
     "Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
     "Softplus", "Softsign", "Erf", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal", "Floor",
@@ -85,9 +85,9 @@ def _unit_axis_in_constants(graph: Any, node: Any, tensor: str, axis: int, rank:
 
 
 def keep_unit_axes(proto: Any, shapes: Shapes) -> int:
-    """Move ``Squeeze`` nodes of one spatial unit axis past elementwise operators, transposes
-    and reshapes, cancel them against the ``Unsqueeze`` or fold them into the global pooling
-    they meet; returns how many ``Squeeze`` nodes went, and ``Transpose`` nodes that only
+    """Move ``Squeeze`` nodes of one unit axis past elementwise operators, transposes and
+    resizes to where they go: an ``Unsqueeze`` of that axis, a constant-target ``Reshape`` or a
+    global pooling; returns how many ``Squeeze`` nodes went, and ``Transpose`` nodes that only
     placed an ``Unsqueeze``'s axis. The graph is left as it was when none goes (moves alone
     gain nothing)."""
     work = type(proto)()
@@ -118,28 +118,8 @@ def _keep_unit_axes(proto: Any, shapes: Shapes) -> int:
             kind = _next_step(user, squeeze.output[0], axes[0], rank, inits, readers, outputs)
             if kind is None:
                 continue
-            if kind in ("elementwise", "transpose", "resize"):
-                if kind == "elementwise":
-                    _unit_axis_in_constants(graph, user, squeeze.output[0], axes[0], rank, inits)
-                if kind == "resize":
-                    _unit_axis_in_scales(graph, user, axes[0], inits)
-                kept = _swap(squeeze, user, readers)  # the two nodes' contents exchanged
-                if kind == "transpose":
-                    _move_past_transpose(squeeze, user, axes[0], rank, graph)
-                grown.add(kept)
-                ranks[kept] = rank
-            elif kind == "reshape":
-                user.input[0] = squeeze.input[0]  # a Squeeze is a reshape: the target decides
-                graph.node.remove(squeeze)
-                removed += 1
-            elif kind == "unsqueeze":
-                _bypass(readers, user.output[0], squeeze.input[0])
-                graph.node.remove(user)
-                graph.node.remove(squeeze)
-                removed += 1
-            elif kind == "pool":
-                _fold_into_pool(graph, squeeze, user, rank, readers)
-                removed += 1
+            removed += _take_step(graph, kind, squeeze, user, axes[0], rank, inits, readers,
+                                  ranks, grown)
             changed = True
             break
     info = [v for v in graph.value_info if v.name not in grown]  # their shapes gained the axis
@@ -147,6 +127,34 @@ def _keep_unit_axes(proto: Any, shapes: Shapes) -> int:
     graph.value_info.extend(info)
     remove_dead(proto)  # the removed nodes, and constants replaced by their unit-axis copies
     return removed
+
+
+def _take_step(graph: Any, kind: str, squeeze: Any, user: Any, axis: int, rank: int,
+               inits: dict[str, Any], readers: dict[str, list[Any]], ranks: dict[str, int],
+               grown: set[str]) -> int:
+    """Move ``squeeze`` past ``user`` or remove it there (see :func:`_next_step`); returns
+    how many ``Squeeze`` nodes went (0 or 1)."""
+    if kind in ("elementwise", "transpose", "resize"):
+        if kind == "elementwise":
+            _unit_axis_in_constants(graph, user, squeeze.output[0], axis, rank, inits)
+        if kind == "resize":
+            _unit_axis_in_scales(graph, user, axis, inits)
+        kept = _swap(squeeze, user, readers)  # the two nodes' contents exchanged
+        if kind == "transpose":
+            _move_past_transpose(squeeze, user, axis, rank, graph)
+        grown.add(kept)
+        ranks[kept] = rank
+        return 0
+    if kind == "reshape":
+        user.input[0] = squeeze.input[0]  # a Squeeze is a reshape: the target decides
+        graph.node.remove(squeeze)
+    elif kind == "unsqueeze":
+        _bypass(readers, user.output[0], squeeze.input[0])
+        graph.node.remove(user)
+        graph.node.remove(squeeze)
+    else:  # "pool"
+        _fold_into_pool(graph, squeeze, user, rank, readers)
+    return 1
 
 
 def _unsqueezes_in_place(graph: Any) -> int:
