@@ -319,38 +319,66 @@ def _run_probe(proto: Any, nodes: list[Any], source: str, values: np.ndarray, ta
         return None
 
 
+def _repeat_layouts(source: list[int | None] | None, target: list[int | None] | None,
+                    moved: bool) -> Iterator[tuple[list[int], list[int]]]:
+    """``(scales, perm)`` with ``target = transpose(repeat(source, scales), perm)`` by shape:
+    the identity order, or with ``moved`` the others that keep the batch first (a repeat that
+    tf2onnx wrote across a layout change, NCW -> NWC before a ``Conv1D``, say)."""
+    import itertools
+
+    if not source or not target or len(source) != len(target):
+        return
+    rank = len(source)
+    for rest in itertools.permutations(range(1, rank)):
+        perm = [0, *rest]
+        if (perm != sorted(perm)) != moved:
+            continue
+        scales = _repeat_scales(source, [target[perm.index(j)] for j in range(rank)])
+        if scales is not None:
+            yield scales, perm
+
+
 def _repeating_run(proto: Any, chain: list[Any], first: int, shapes: Shapes,
-                   inits: dict[str, Any]) -> list[Any] | None:
+                   inits: dict[str, Any], moved: bool
+                   ) -> tuple[list[Any], list[int], list[int]] | None:
     """The longest run ``chain[first:end]`` that computes ``numpy.repeat`` of its input along
-    some axes, proved on a probe of distinct values (batch 3) with onnxruntime; or None."""
+    some axes, then perhaps a transpose, proved on a probe of distinct values (batch 3) with
+    onnxruntime: the run, the scales and the order; or None."""
     source = chain[first].input[0]
     for end in range(len(chain), first + 1, -1):
         run, target = chain[first:end], chain[end - 1].output[0]
-        scales = _repeat_scales(shapes.get(source), shapes.get(target))
-        if scales is None:
-            continue
-        dims = [3, *shapes[source][1:]]
-        probe = np.arange(int(np.prod(dims)), dtype=np.float32).reshape(dims)
-        expected = probe
-        for axis, factor in enumerate(scales):
-            expected = np.repeat(expected, factor, axis=axis)
-        got = _run_probe(proto, run, source, probe, target, inits)
-        if got is not None and got.shape == expected.shape and np.array_equal(got, expected):
-            return run
+        for scales, perm in _repeat_layouts(shapes.get(source), shapes.get(target), moved):
+            dims = [3, *shapes[source][1:]]
+            probe = np.arange(int(np.prod(dims)), dtype=np.float32).reshape(dims)
+            expected = probe
+            for axis, factor in enumerate(scales):
+                expected = np.repeat(expected, factor, axis=axis)
+            expected = expected.transpose(perm)
+            got = _run_probe(proto, run, source, probe, target, inits)
+            if got is not None and got.shape == expected.shape \
+                    and np.array_equal(got, expected):
+                return run, scales, perm
     return None
 
 
-def _replace_with_resize(graph: Any, run: list[Any], shapes: Shapes) -> None:
+def _replace_with_resize(graph: Any, run: list[Any], scales: list[int], perm: list[int]
+                         ) -> None:
     from onnx import helper
 
     source, target = run[0].input[0], run[-1].output[0]
-    scales = _repeat_scales(shapes[source], shapes[target])
     scale_name = _add_initializer(graph, f"{target}/scales", np.array(scales, np.float32))
     scope = scope_of(run[0].name, target)
-    resize = helper.make_node(  # named in the layer's scope: up_sampling2d/Repeat/Resize
-        "Resize", [source, "", scale_name], [target], name=f"{scope}/Resize",
-        mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-    graph.node.insert(list(graph.node).index(run[-1]) + 1, resize)
+    moved = perm != sorted(perm)
+    resized = f"{scope}/Resize" if moved else target
+    new = [helper.make_node(  # named in the layer's scope: up_sampling2d/Repeat/Resize
+        "Resize", [source, "", scale_name], [resized], name=f"{scope}/Resize",
+        mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
+    if moved:  # the layout change the run made on the way
+        new.append(helper.make_node("Transpose", [resized], [target],
+                                    name=f"{scope}/Transpose", perm=perm))
+    at = list(graph.node).index(run[-1]) + 1
+    for k, node in enumerate(new):
+        graph.node.insert(at + k, node)
     for node in run:
         graph.node.remove(node)
 
@@ -366,24 +394,34 @@ def fold_upsampling(proto: Any, shapes: Shapes | None = None) -> int:
     operators on a probe of distinct values (batch 3) with onnxruntime and replaces the run
     only when the result is exactly ``numpy.repeat`` along each axis, which a
     ``Resize(mode=nearest, coordinate_transformation_mode=asymmetric, nearest_mode=floor)``
-    computes."""
+    computes, or that followed by a transpose the run also made (kept as a ``Transpose``)."""
     graph = proto.graph
     shapes = shapes if shapes is not None else _shapes(proto)
     inits = initializers(graph)
     changed = 0
     for chain in list(_chains(graph, inits)):
-        first = 0
-        while first < len(chain) - 1:  # a layout change may lead in: try every sub-run
-            run = _repeating_run(proto, chain, first, shapes, inits)
-            if run is None:
-                first += 1
-                continue
-            _replace_with_resize(graph, run, shapes)
-            inits = initializers(graph)
-            changed += 1
-            first += len(run)
+        for moved in (False, True):  # a plain repeat anywhere in the run first
+            folded = _fold_chain(proto, chain, shapes, moved)
+            changed += folded
+            if folded:
+                break
     if changed:
         remove_dead(proto)
+    return changed
+
+
+def _fold_chain(proto: Any, chain: list[Any], shapes: Shapes, moved: bool) -> int:
+    """Replace the repeating runs in ``chain`` (see :func:`_repeating_run`); returns how many."""
+    graph, first, changed = proto.graph, 0, 0
+    while first < len(chain) - 1:  # a layout change may lead in: try every sub-run
+        found = _repeating_run(proto, chain, first, shapes, initializers(graph), moved)
+        if found is None:
+            first += 1
+            continue
+        run, scales, perm = found
+        _replace_with_resize(graph, run, scales, perm)
+        changed += 1
+        first += len(run)
     return changed
 
 

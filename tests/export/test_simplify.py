@@ -323,6 +323,29 @@ def test_a_repeat_after_a_layout_change_is_folded_too():
     np.testing.assert_array_equal(_run(model, x)[0], before)
 
 
+def test_a_repeat_written_across_a_layout_change_becomes_resize_then_transpose():
+    """An UpSampling1D after a Conv1D with a bias: tf2onnx repeats the steps of [N, C, W] on
+    the way back to [N, 2W, C] (Unsqueeze, Tile, Transpose, Reshape). The run is a repeat then
+    a transpose: it becomes Resize [1, 1, 2] then Transpose (0, 2, 1), same values."""
+    from edge_infer.export.simplify import fold_upsampling
+
+    nodes = [helper.make_node("Unsqueeze", ["x", "one"], ["u"]),
+             helper.make_node("Tile", ["u", "reps"], ["t"]),
+             helper.make_node("Transpose", ["t"], ["p"], perm=[0, 3, 1, 2]),
+             helper.make_node("Reshape", ["p", "shape"], ["r"]),
+             helper.make_node("Relu", ["r"], ["y"])]
+    inits = [_int64("one", 1), _int64("reps", 1, 2, 1, 1), _int64("shape", -1, 12, 3)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 12, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(0).normal(size=(2, 3, 6)).astype(np.float32)
+    before = _run(model, x)[0]
+    assert fold_upsampling(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["Resize", "Transpose", "Relu"]
+    np.testing.assert_array_equal(_run(model, x)[0], before)
+
+
 def test_a_computed_target_known_but_for_one_entry_folds():
     """Einsum-style: the target is [max(N, N), max(4, 4), 8] from the input's shape. ONNX's
     shape inference does not propagate values through Max; export/shape_values.py does, in
