@@ -61,3 +61,20 @@ def test_keras_rewrites_compare_each_rewrite_with_the_graph_without_it():
     differences = [float(ln.rsplit("difference ", 1)[1]) for ln in done.stdout.splitlines()
                    if "difference" in ln]
     assert len(differences) == 2 and max(differences) <= 1e-5
+
+
+def test_layer_coverage_reports_each_layer_it_is_asked_for():
+    """One row per layer with its operator count, loop and parity; an unknown layer is a usage
+    error naming the known ones."""
+    script = str(ROOT / "benchmarks" / "layer_coverage.py")
+    done = subprocess.run([sys.executable, script, "--layer", "Conv1D", "--layer", "SimpleRNN"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line}
+    assert set(rows) == {"Keras layer", "Conv1D", "SimpleRNN"}
+    assert rows["SimpleRNN"][1] == "no" and "RNN" in rows["SimpleRNN"][3]
+    assert int(rows["Conv1D"][0]) > 0 and float(rows["Conv1D"][2]) <= 1e-4
+    bad = subprocess.run([sys.executable, script, "--layer", "Conv9D"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown layer 'Conv9D'" in bad.stderr
