@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from .simplify import _add_initializer, consumers, initializers, producers, remove_dead
+from .names import bypass
+from .simplify import _add_initializer, initializers, producers, remove_dead
 
-COMPUTED_INPUTS = {"Slice": (1, 2, 3, 4), "Pad": (1, 2, 3)}
-INT64_MAX = 2**63 - 1
+COMPUTED_INPUTS = {"Slice": {1: "starts", 2: "ends", 3: "axes", 4: "steps"},
+                   "Pad": {1: "pads", 2: "constant_value", 3: "axes"}}  # index -> role
 
 
 def fold_computed_crops(proto: Any) -> int:
@@ -43,20 +44,17 @@ def fold_computed_crops(proto: Any) -> int:
     for node, i in pending:
         value = shape_value(node.input[i], producer, inits, symbolic)
         if value and all(isinstance(v, int) for v in value):
-            node.input[i] = _add_initializer(graph, f"{node.name}/{'abcde'[i]}",
+            role = COMPUTED_INPUTS[node.op_type][i]
+            node.input[i] = _add_initializer(graph, f"{node.name}/{role}",
                                              np.array(value, np.int64))
             changed.add(id(node))
     inits = initializers(graph)
     outputs = {o.name for o in graph.output}
-    readers = consumers(graph)
     for node in list(graph.node):
         if node.op_type in COMPUTED_INPUTS and node.output[0] not in outputs \
                 and _does_nothing(node, inits, symbolic.get(node.input[0])):
-            for reader in readers.get(node.output[0], []):
-                for k, name in enumerate(reader.input):
-                    if name == node.output[0]:
-                        reader.input[k] = node.input[0]
             graph.node.remove(node)
+            bypass(graph, node.output[0], node.input[0])
             changed.add(id(node))
     if changed:
         remove_dead(proto)

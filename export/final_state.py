@@ -96,8 +96,6 @@ def read_final_state(graph: Any, node: Any, reads: list[tuple[str, int]]) -> Non
         graph.node.insert(list(graph.node).index(node) + 1, gather)
 
 
-
-
 def _direction_read(proto: Any, path: list[Any], y: str, probes: list[np.ndarray],
                     kinds: list[str], inits: dict[str, Any]) -> int | None:
     """The direction whose last step ``path`` computes from ``Y`` on every probe, or None."""

@@ -48,6 +48,7 @@ import numpy as np
 
 from .final_state import RECURRENT, last_step_reads, read_final_state
 from .layer_calls import all_layers, replaced_calls
+from .names import rename_tensors
 from .simplify import _add_initializer, _shapes, remove_dead
 
 
@@ -193,7 +194,6 @@ def _compact(graph: Any, masked: MaskedInput) -> tuple[str, str, str]:
 
     name, length = masked.input_name, masked.length
     scope = f"{masked.layer}/padding_last"
-    readers = [n for n in graph.node if name in n.input]
     steps = _add_initializer(graph, f"{scope}/later_first",
                              np.arange(length - 1, -1, -1, dtype=np.int64))
     count = _add_initializer(graph, f"{scope}/length", np.array([length], np.int64))
@@ -233,8 +233,7 @@ def _compact(graph: Any, masked: MaskedInput) -> tuple[str, str, str]:
     ]
     for node in nodes:
         node.name = node.output[-1] if node.op_type != "TopK" else f"{scope}/TopK"
-    for reader in readers:
-        reader.input[:] = [t["moved"] if i == name else i for i in reader.input]
+    rename_tensors(graph, {name: t["moved"]})  # every reader, subgraphs too (not the input)
     for k, node in enumerate(nodes):
         graph.node.insert(k, node)
     return t["lengths"], t["count"], t["kept"]

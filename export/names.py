@@ -200,6 +200,16 @@ def _unique(renames: dict[str, str], names: set[str], keep: set[str]) -> dict[st
     return out
 
 
+def bypass(graph: Any, old: str, new: str) -> None:
+    """Have every reader of tensor ``old`` read ``new`` instead, subgraphs included, once the
+    node that wrote ``old`` is gone; the shape recorded for ``old`` goes with it (``new`` has
+    its own)."""
+    info = [v for v in graph.value_info if v.name != old]
+    del graph.value_info[:]
+    graph.value_info.extend(info)
+    rename_tensors(graph, {old: new})
+
+
 def rename_tensors(graph: Any, renames: Mapping[str, str]) -> None:
     """Rename tensors everywhere they are named, subgraphs (which may read outer names)
     included."""

@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from .names import bypass, rename_tensors
 from .simplify import (Shapes, _add_initializer, attribute, consumers, initializers,
-                       remove_dead)
+                       producers, remove_dead)
 
 # operators that compute each element from that element alone (and constants that broadcast)
 ELEMENTWISE = frozenset({
@@ -77,8 +78,8 @@ def _unit_axis_in_constants(graph: Any, node: Any, tensor: str, axis: int, rank:
     from onnx import numpy_helper
 
     for k, name in enumerate(node.input):
-        if name and name != tensor and numpy_helper.to_array(inits[name]).size > 1:
-            value = numpy_helper.to_array(inits[name])
+        value = numpy_helper.to_array(inits[name]) if name and name != tensor else None
+        if value is not None and value.size > 1:
             full = value.reshape((1,) * (rank - 1 - value.ndim) + value.shape)
             node.input[k] = _add_initializer(graph, f"{name}/unit_axis",
                                              np.expand_dims(full, axis))
@@ -102,7 +103,6 @@ def _keep_unit_axes(proto: Any, shapes: Shapes) -> int:
     graph = proto.graph
     ranks = {name: len(shape) for name, shape in shapes.items()}
     removed = _unsqueezes_in_place(graph)
-    grown: set[str] = set()  # tensors that now keep the unit axis
     changed = True
     while changed:
         changed = False
@@ -119,19 +119,16 @@ def _keep_unit_axes(proto: Any, shapes: Shapes) -> int:
             if kind is None:
                 continue
             removed += _take_step(graph, kind, squeeze, user, axes[0], rank, inits, readers,
-                                  ranks, grown)
+                                  ranks)
             changed = True
             break
-    info = [v for v in graph.value_info if v.name not in grown]  # their shapes gained the axis
-    del graph.value_info[:]
-    graph.value_info.extend(info)
     remove_dead(proto)  # the removed nodes, and constants replaced by their unit-axis copies
     return removed
 
 
 def _take_step(graph: Any, kind: str, squeeze: Any, user: Any, axis: int, rank: int,
-               inits: dict[str, Any], readers: dict[str, list[Any]], ranks: dict[str, int],
-               grown: set[str]) -> int:
+               inits: dict[str, Any], readers: dict[str, list[Any]], ranks: dict[str, int]
+               ) -> int:
     """Move ``squeeze`` past ``user`` or remove it there (see :func:`_next_step`); returns
     how many ``Squeeze`` nodes went (0 or 1)."""
     if kind in ("elementwise", "transpose", "resize"):
@@ -139,19 +136,18 @@ def _take_step(graph: Any, kind: str, squeeze: Any, user: Any, axis: int, rank: 
             _unit_axis_in_constants(graph, user, squeeze.output[0], axis, rank, inits)
         if kind == "resize":
             _unit_axis_in_scales(graph, user, axis, inits)
-        kept = _swap(squeeze, user, readers)  # the two nodes' contents exchanged
+        kept = _swap(graph, squeeze, user)  # the two nodes' contents exchanged
         if kind == "transpose":
             _move_past_transpose(squeeze, user, axis, rank, graph)
-        grown.add(kept)
-        ranks[kept] = rank
+        ranks[kept] = rank  # it keeps the unit axis now
         return 0
     if kind == "reshape":
         user.input[0] = squeeze.input[0]  # a Squeeze is a reshape: the target decides
         graph.node.remove(squeeze)
     elif kind == "unsqueeze":
-        _bypass(readers, user.output[0], squeeze.input[0])
         graph.node.remove(user)
         graph.node.remove(squeeze)
+        bypass(graph, user.output[0], squeeze.input[0])
     else:  # "pool"
         _fold_into_pool(graph, squeeze, user, rank, readers)
     return 1
@@ -163,7 +159,7 @@ def _unsqueezes_in_place(graph: Any) -> int:
     transposes went."""
     inits, readers = initializers(graph), consumers(graph)
     outputs = {o.name for o in graph.output}
-    writer = {o: n for n in graph.node for o in n.output}
+    writer = producers(graph)
     gone = 0
     for transpose in [n for n in graph.node if n.op_type == "Transpose"]:
         unsqueeze = writer.get(transpose.input[0])
@@ -192,7 +188,8 @@ ENDS = ("reshape", "unsqueeze", "pool")  # where the Squeeze goes; moves are the
 def _next_step(user: Any, tensor: str, axis: int, rank: int, inits: dict[str, Any],
                readers: dict[str, list[Any]], outputs: set[str]) -> str | None:
     """What the one reader of the squeezed ``tensor`` lets the ``Squeeze`` do: move past it
-    (``elementwise``, ``transpose``), go (``reshape``, ``unsqueeze``, ``pool``), or nothing."""
+    (``elementwise``, ``transpose``, ``resize``), go (``reshape``, ``unsqueeze``, ``pool``), or
+    nothing."""
     if user.op_type == "Reshape" and user.input[0] == tensor and _plain_target(user, inits):
         return "reshape"  # the reshape stays, only its input changes: it may be an output
     if user.output[0] in outputs:
@@ -248,14 +245,17 @@ def _reaches_an_end(squeeze: Any, axis: int, rank: int, inits: dict[str, Any],
     return False
 
 
-def _swap(squeeze: Any, user: Any, readers: dict[str, list[Any]]) -> str:
+def _swap(graph: Any, squeeze: Any, user: Any) -> str:
     """``x -> Squeeze -> m -> user -> y`` becomes ``x -> user -> y -> Squeeze -> y/squeezed``,
-    the readers of ``y`` reading ``y/squeezed``; returns ``y``, whose shape gained the axis."""
+    the readers of ``y`` (subgraphs included) reading ``y/squeezed``, which takes ``y``'s
+    recorded shape; returns ``y``, whose shape gained the axis."""
     before, middle, after = squeeze.input[0], squeeze.output[0], user.output[0]
-    _bypass(readers, after, f"{after}/squeezed")
+    squeezed = f"{after}/squeezed"
+    rename_tensors(graph, {after: squeezed})  # the user's output too: set back below
+    user.output[0] = after
     user.input[list(user.input).index(middle)] = before
     squeeze.input[0] = after
-    squeeze.output[0] = f"{after}/squeezed"
+    squeeze.output[0] = squeezed
     # the squeeze came first: exchange the two nodes' contents to keep the order topological
     first = type(squeeze)()
     first.CopyFrom(squeeze)
@@ -292,13 +292,6 @@ def _plain_target(reshape: Any, inits: dict[str, Any]) -> bool:
 
     return len(reshape.input) > 1 and reshape.input[1] in inits \
         and 0 not in numpy_helper.to_array(inits[reshape.input[1]]).tolist()
-
-
-def _bypass(readers: dict[str, list[Any]], old: str, new: str) -> None:
-    for node in readers.get(old, []):
-        for k, name in enumerate(node.input):
-            if name == old:
-                node.input[k] = new
 
 
 def _pool_squeeze(pool: Any, rank: int, inits: dict[str, Any],
