@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -172,16 +173,26 @@ def load_text_csv(path: Path, seed: int = 0, text: TextPreprocess | None = None)
     texts = np.asarray([t for _, t in rows], dtype=object)
     y = np.asarray([index[label] for label, _ in rows], dtype=np.int64)
     t_train, y_train, t_val, y_val, t_test, y_test = split(texts, y, seed)
-    if text is not None:
-        from edge_infer.runtime.inputs.text import Tokenizer
+    encode, pre = _learned_vocabulary(t_train) if text is None else _given_vocabulary(text)
+    return Dataset(path.stem, "text", "classification", encode(t_train), y_train,
+                   encode(t_val), y_val, encode(t_test), y_test, labels=tuple(names),
+                   preprocess=pre, extra={"texts_test": list(t_test)})
 
-        tokenizer = Tokenizer(text)
-        train, val, test = (tokenizer.encode(list(t), text.sequence_length)
-                            for t in (t_train, t_val, t_test))
-        return Dataset(path.stem, "text", "classification", train, y_train, val, y_val, test,
-                       y_test, labels=tuple(names), preprocess=text,
-                       extra={"texts_test": list(t_test)})
 
+Encoder = Callable[[np.ndarray], np.ndarray]
+
+
+def _given_vocabulary(text: TextPreprocess) -> tuple[Encoder, TextPreprocess]:
+    """A trained model's vocabulary, applied by the runtime's tokenizer."""
+    from edge_infer.runtime.inputs.text import Tokenizer
+
+    tokenizer = Tokenizer(text)
+    return (lambda t: tokenizer.encode(list(t), text.sequence_length)), text
+
+
+def _learned_vocabulary(t_train: np.ndarray) -> tuple[Encoder, TextPreprocess]:
+    """A vocabulary learned on the training texts by Keras' ``TextVectorization``, whose
+    sequence length covers 95% of them (8 to ``MAX_SEQUENCE`` words)."""
     import keras
 
     lengths = sorted(len(t.split()) for t in t_train)
@@ -195,7 +206,4 @@ def load_text_csv(path: Path, seed: int = 0, text: TextPreprocess | None = None)
         return np.asarray(vectorizer(list(t)), dtype=np.int64) if len(t) else \
             np.zeros((0, length), np.int64)
 
-    pre = TextPreprocess(vocabulary=tuple(vocabulary), sequence_length=length)
-    return Dataset(path.stem, "text", "classification", encode(t_train), y_train,
-                   encode(t_val), y_val, encode(t_test), y_test, labels=tuple(names),
-                   preprocess=pre, extra={"texts_test": list(t_test)})
+    return encode, TextPreprocess(vocabulary=tuple(vocabulary), sequence_length=length)
