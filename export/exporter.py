@@ -203,6 +203,7 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None,
     ``TimeDistributed`` layers are traced as one call on batch x time
     (:mod:`.time_distributed`) when the graph then matches Keras on random inputs, and
     ``fold_time`` is on."""
+    say = log or (lambda _msg: None)
     folding = folded_time_distributed(model) if fold_time else contextlib.nullcontext(0)
     with folding as folded:
         proto = keras_to_onnx(model, opset=config.opset)
@@ -211,8 +212,7 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None,
         proto = _optimize(proto)
         optimised = len(proto.graph.node)
         done = {name: n for name, n in simplify(proto).items() if n}
-        (log or (lambda _msg: None))(
-            f"graph: {converted} operators from tf2onnx, {optimised} after onnxruntime's basic "
+        say(f"graph: {converted} operators from tf2onnx, {optimised} after onnxruntime's basic "
             f"optimisation, {len(proto.graph.node)} after edge-infer's simplifications"
             + (f" ({', '.join(f'{name} {n}' for name, n in done.items())})" if done else ""))
     if folded:
@@ -221,8 +221,7 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None,
                                    _run_onnx(proto.SerializeToString(), noise))
         if diff <= config.tolerance:
             return proto
-        (log or (lambda _msg: None))(
-            f"TimeDistributed layers stay one call per step: called once on batch x time "
+        say(f"TimeDistributed layers stay one call per step: called once on batch x time "
             f"they differ from Keras by {diff:.3g}")
         return _convert(model, config, log, fold_time=False)
     return proto

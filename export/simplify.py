@@ -533,8 +533,9 @@ def remove_dead(proto: Any) -> None:
 
 def simplify(proto: Any) -> dict[str, int]:
     """Every simplification in order; returns what each changed. Shape inference runs once:
-    the passes that read shapes (the reshape passes and ``fold_upsampling``) change no shape
-    another of them reads, and the last two read none."""
+    no pass changes the shape of a tensor a later one reads. ``fold_computed_crops`` runs first
+    and only drops operators that change nothing; ``keep_unit_axes``, which gives tensors
+    between its moves a unit axis, runs last and keeps track of their ranks itself."""
     from .crops import fold_computed_crops
     from .final_state import read_final_states
     from .fused_ops import canonical_gelu, fold_layer_norms, fold_prelu
