@@ -23,30 +23,32 @@ import numpy as np
 import onnxruntime as ort
 
 
-def _inputs(session: ort.InferenceSession, batch: int) -> dict[str, np.ndarray]:
+def _inputs(session: ort.InferenceSession, batch: int, open_size: int = 1
+            ) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     feed = {}
     for spec in session.get_inputs():
-        shape = [batch if i == 0 else (d if isinstance(d, int) else 1)
+        shape = [batch if i == 0 else (d if isinstance(d, int) else open_size)
                  for i, d in enumerate(spec.shape)]
         if "int" in spec.type:
-            feed[spec.name] = rng.integers(0, 10, shape).astype(np.int64)
+            feed[spec.name] = rng.integers(0, 10, shape).astype(
+                np.int32 if spec.type == "tensor(int32)" else np.int64)
         else:
             feed[spec.name] = rng.random(shape, dtype=np.float32)
     return feed
 
 
 def compare(before: str, after: str, batch: int, runs: int,
-            feed: dict[str, np.ndarray] | None = None, threads: int = 1
+            feed: dict[str, np.ndarray] | None = None, threads: int = 1, open_size: int = 1
             ) -> tuple[float, float, float]:
     """Median microseconds per call of each file, and the largest output difference; on
-    ``feed``, or on random inputs of the first file's signature; ``threads`` per session (0:
-    onnxruntime's choice)."""
+    ``feed``, or on random inputs of the first file's signature (``open_size`` where a
+    dimension after the batch is open); ``threads`` per session (0: onnxruntime's choice)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     sessions = [ort.InferenceSession(p, options, providers=["CPUExecutionProvider"])
                 for p in (before, after)]
-    feed = _inputs(sessions[0], batch) if feed is None else feed
+    feed = _inputs(sessions[0], batch, open_size) if feed is None else feed
     outs = [s.run(None, feed)[0] for s in sessions]
     diff = float(np.abs(outs[0].astype(np.float64) - outs[1]).max())
     names = [[o.name for o in s.get_outputs()] for s in sessions]
@@ -70,11 +72,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=1,
                         help="threads per session (default 1; 0: onnxruntime's choice)")
+    parser.add_argument("--open-size", type=int, default=1,
+                        help="size of an open dimension after the batch, such as steps "
+                             "(default 1)")
     args = parser.parse_args()
     print(f"onnxruntime {ort.__version__}; {args.runs} alternating runs; median per call; "
-          f"threads {args.threads or 'onnxruntime default'}")
+          f"threads {args.threads or 'onnxruntime default'}"
+          + (f"; open dimensions {args.open_size}" if args.open_size != 1 else ""))
     for batch in args.batch or [1, 64]:
-        a, b, diff = compare(args.before, args.after, batch, args.runs, threads=args.threads)
+        a, b, diff = compare(args.before, args.after, batch, args.runs, threads=args.threads,
+                             open_size=args.open_size)
         print(f"batch {batch}: before {a:.1f} us, after {b:.1f} us ({a / b:.2f}x), "
               f"largest output difference {diff:.2g}")
 

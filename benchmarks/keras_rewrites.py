@@ -10,6 +10,10 @@ same weights:
   batch x time (export/time_distributed.py). A frame classifier: 16 frames of 12x12,
   ``TimeDistributed(Conv2D(8, 3))``, ``TimeDistributed(GlobalAveragePooling2D())``, LSTM 16,
   softmax over 3; timed on uniform random frames.
+- ``attention``: ``MultiHeadAttention`` as Keras' einsums against transposes and matmuls on
+  ``[batch, heads, steps, size]`` (export/attention.py). A masked text classifier over the same
+  tokens: ``Embedding(mask_zero=True)`` 32, ``MultiHeadAttention(4, 8)`` over itself with a
+  residual ``Add`` and ``LayerNormalization``, ``GlobalAveragePooling1D``, softmax over 4.
 
 Each model is exported twice in a child process that imports TensorFlow: by ``export()``, and
 with the same optimisation and simplifications but without that rewrite. Both files are timed
@@ -37,7 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 LENGTH, VOCABULARY, FRAMES = 40, 500, (16, 12, 12, 1)
-CASES = ("LSTM", "GRU", "SimpleRNN", "frames")
+CASES = ("LSTM", "GRU", "SimpleRNN", "frames", "attention")
 
 
 def export_both(case: str, out: Path) -> None:
@@ -56,6 +60,12 @@ def export_both(case: str, out: Path) -> None:
         x = layers.TimeDistributed(layers.Conv2D(8, 3, activation="relu"))(inputs)
         x = layers.LSTM(16)(layers.TimeDistributed(layers.GlobalAveragePooling2D())(x))
         classes = 3
+    elif case == "attention":
+        inputs = keras.Input((LENGTH,), dtype="int64", name="tokens")
+        x = layers.Embedding(VOCABULARY, 32, mask_zero=True)(inputs)
+        x = layers.LayerNormalization()(layers.Add()([x, layers.MultiHeadAttention(4, 8)(x, x)]))
+        x = layers.GlobalAveragePooling1D()(x)
+        classes = 4
     else:
         inputs = keras.Input((LENGTH,), dtype="int64", name="tokens")
         x = layers.Embedding(VOCABULARY, 32, mask_zero=True)(inputs)
@@ -64,7 +74,8 @@ def export_both(case: str, out: Path) -> None:
     model = keras.Model(inputs, layers.Dense(classes, activation="softmax", name="label")(x))
     model.save(out / f"{case}.keras")
     export(ExportConfig(out / f"{case}.keras", out=out / f"{case}.after.onnx"))
-    before = _convert(model, ExportConfig(out / f"{case}.keras"), fold_time=case != "frames")
+    before = _convert(model, ExportConfig(out / f"{case}.keras"),
+                      rewrite_layers=case not in ("frames", "attention"))
     _name(before, model)
     onnx.save(before, out / f"{case}.before.onnx")
 
@@ -137,7 +148,7 @@ def main() -> None:
 
     print(f"onnxruntime {ort.__version__}; {args.runs} alternating runs; median per call; "
           "one thread per session")
-    names = {"frames": ("unrolled", "folded")}
+    names = {"frames": ("unrolled", "folded"), "attention": ("einsums", "matmuls")}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.case or list(CASES):
             subprocess.run([sys.executable, __file__, "--export", case, tmp], check=True)

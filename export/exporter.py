@@ -28,6 +28,7 @@ import numpy as np
 
 from edge_infer.runtime.atomic import atomic_open
 
+from .attention import matmul_attention
 from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
 from .errors import ConversionError, ParityError, SourceError
 from .masking import (PADDED_STEPS, add_sequence_lengths, masked_input, padding_probe,
@@ -127,14 +128,14 @@ NOISE_SIZE = 32  # a dimension the model leaves open: long enough for convolutio
 
 
 def _noise(model: Any, count: int) -> list[np.ndarray]:
-    """Random inputs, one array per model input: uniform [0, 1) floats, or integers in
-    [0, 10); ``NOISE_SIZE`` where a dimension is open."""
+    """Random inputs, one array per model input, of its dtype: uniform [0, 1) floats, or
+    integers in [0, 10); ``NOISE_SIZE`` where a dimension is open."""
     rng = np.random.default_rng(0)
     arrays = []
     for inp in model.inputs:
         shape = (count, *[d if d is not None else NOISE_SIZE for d in inp.shape[1:]])
         if "int" in str(inp.dtype):
-            arrays.append(rng.integers(0, 10, size=shape).astype(np.int64))
+            arrays.append(rng.integers(0, 10, size=shape).astype(np.dtype(str(inp.dtype))))
         else:
             arrays.append(rng.random(shape, dtype=np.float32))
     return arrays
@@ -198,14 +199,17 @@ def _keras_outputs(model: Any, xs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _convert(model: Any, config: ExportConfig, log: Log | None = None,
-             fold_time: bool = True) -> Any:
+             rewrite_layers: bool = True) -> Any:
     """tf2onnx's graph, optimised and simplified unless ``config.optimize`` is off.
     ``TimeDistributed`` layers are traced as one call on batch x time
-    (:mod:`.time_distributed`) when the graph then matches Keras on random inputs, and
-    ``fold_time`` is on."""
+    (:mod:`.time_distributed`) and attention as matmuls (:mod:`.attention`) when the graph then
+    matches Keras on random inputs, and ``rewrite_layers`` is on."""
     say = log or (lambda _msg: None)
-    folding = folded_time_distributed(model) if fold_time else contextlib.nullcontext(0)
-    with folding as folded:
+    with contextlib.ExitStack() as stack:
+        rewritten = {"TimeDistributed": 0, "MultiHeadAttention": 0}
+        if rewrite_layers:
+            rewritten = {"TimeDistributed": stack.enter_context(folded_time_distributed(model)),
+                         "MultiHeadAttention": stack.enter_context(matmul_attention(model))}
         proto = keras_to_onnx(model, opset=config.opset)
     if config.optimize:
         converted = len(proto.graph.node)
@@ -215,15 +219,16 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None,
         say(f"graph: {converted} operators from tf2onnx, {optimised} after onnxruntime's basic "
             f"optimisation, {len(proto.graph.node)} after edge-infer's simplifications"
             + (f" ({', '.join(f'{name} {n}' for name, n in done.items())})" if done else ""))
-    if folded:
+    if any(rewritten.values()):
         noise = _noise(model, 8)
         diff = _largest_difference(_keras_outputs(model, noise),
                                    _run_onnx(proto.SerializeToString(), noise))
         if diff <= config.tolerance:
             return proto
-        say(f"TimeDistributed layers stay one call per step: called once on batch x time "
-            f"they differ from Keras by {diff:.3g}")
-        return _convert(model, config, log, fold_time=False)
+        names = " and ".join(name for name, n in rewritten.items() if n)
+        say(f"{names} layers are traced as Keras writes them: rewritten for export they differ "
+            f"from Keras by {diff:.3g}")
+        return _convert(model, config, log, rewrite_layers=False)
     return proto
 
 

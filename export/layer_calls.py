@@ -1,9 +1,10 @@
 """Walking a Keras model's layers, and replacing their ``call`` while tf2onnx traces it.
 
-Two export steps change what a layer computes during tracing only: recurrent layers that ignore
-their mask (:mod:`.masking`) and ``TimeDistributed`` layers that call their layer once on batch
-x time (:mod:`.time_distributed`). Both set an instance attribute over the class's ``call``
-and restore the layer afterwards, whatever happens in between.
+Three export steps change how a layer computes during tracing only: recurrent layers that
+ignore their mask (:mod:`.masking`), ``TimeDistributed`` layers that call their layer once on
+batch x time (:mod:`.time_distributed`), and attention written as matmuls (:mod:`.attention`).
+Each sets an instance attribute over a method of the class (``call``, or
+``_compute_attention``) and restores the layer afterwards, whatever happens in between.
 """
 
 from __future__ import annotations
@@ -33,17 +34,18 @@ def all_layers(model: Any) -> list[Any]:
 
 
 @contextlib.contextmanager
-def replaced_calls(layers: list[Any], make_call: Callable[[Any], Any]) -> Iterator[None]:
-    """Within the block, each layer's ``call`` is ``make_call(layer)``; the layers are as they
-    were afterwards (an instance ``call`` they had is put back)."""
-    before = {id(layer): layer.__dict__.get("call") for layer in layers}
+def replaced_calls(layers: list[Any], make_call: Callable[[Any], Any],
+                   attribute: str = "call") -> Iterator[None]:
+    """Within the block, each layer's method ``attribute`` is ``make_call(layer)``; the layers
+    are as they were afterwards (an instance attribute they had is put back)."""
+    before = {id(layer): layer.__dict__.get(attribute) for layer in layers}
     try:
         for layer in layers:
-            object.__setattr__(layer, "call", make_call(layer))
+            object.__setattr__(layer, attribute, make_call(layer))
         yield
     finally:
         for layer in layers:
             if before[id(layer)] is None:
-                layer.__dict__.pop("call", None)
+                layer.__dict__.pop(attribute, None)
             else:
-                object.__setattr__(layer, "call", before[id(layer)])
+                object.__setattr__(layer, attribute, before[id(layer)])

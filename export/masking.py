@@ -4,8 +4,8 @@ Keras models mask their padding: an ``Embedding(mask_zero=True)`` makes every LS
 after it skip the time steps whose token is 0, keeping the state it had, and a ``Masking``
 layer does the same on float sequences for the steps whose every feature is its
 ``mask_value``. tf2onnx writes such a layer as a generic ``Loop`` that runs one time step per
-iteration: on a 40-token LSTM(32) classifier 1159 us at batch 1, against 75 us for what this
-module makes of it (15.5x; 2.0x at batch 64, one thread; ``python benchmarks/keras_rewrites.py``).
+iteration: on a 40-token LSTM(32) classifier 1174 us at batch 1, against 79 us for what this
+module makes of it (14.9x; 2.0x at batch 64, one thread; ``python benchmarks/keras_rewrites.py``).
 
 ONNX's recurrent operators skip steps too, but only at the end of a sequence
 (``sequence_lens``). The two agree once the padding is moved out of the way: a skipped step

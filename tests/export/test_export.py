@@ -152,6 +152,19 @@ def test_a_bare_keras_file_exports_without_a_run_folder(trained_runs, tmp_path):
     assert result.path == tmp_path / "alone.onnx" and result.parity.passed
 
 
+def test_a_bare_keras_file_with_int32_token_ids_exports_on_random_ids(tmp_path):
+    """No samples: parity runs on random inputs, which must be the input's own integer type
+    (they were int64, which onnxruntime refused for an int32 input)."""
+    import keras
+
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(20, 4)(ids))
+    keras.Model(ids, keras.layers.Dense(2)(pooled)).save(tmp_path / "ids.keras")
+    result = export(ExportConfig(tmp_path / "ids.keras"))
+    assert result.parity.passed
+    assert Model(result.path).signature.inputs[0].dtype == np.int32
+
+
 def test_a_legacy_h5_file_exports(trained_runs, tmp_path):
     """Keras 2's HDF5 format, which Keras 3 still loads: the models of older tutorials."""
     import keras
