@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edge_infer.runtime.atomic import atomic_open
+from edge_infer.runtime.dtypes import numpy_dtype
 from edge_infer.runtime.errors import EdgeInferError, UnknownNameError, UsageError
 from edge_infer.runtime.predictions import predicted_classes
 
@@ -202,7 +203,9 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        q.quant_pre_process(str(src), str(prepared))
+        # auto_merge: the shape inference gives a Resize's output batch as floor(1.0*batch),
+        # and without merging it with batch an UpSampling2D added to its input stops it
+        q.quant_pre_process(str(src), str(prepared), auto_merge=True)
         proto = onnx.load(str(prepared), load_external_data=False)
         heads = head_activations(proto)
         excluded = excluded_nodes(proto, config.exclude)
@@ -314,6 +317,28 @@ def _run_dir(model: Path) -> Path | None:
     return model.parent if (model.parent / "model.json").is_file() else None
 
 
+def _kind_for(spec: Any) -> str | None:
+    """What an .npz's samples are, as the model's input says: guessed from the array alone,
+    [N, 12, 16] sequences pass for images and short rows of token ids for float features."""
+    dtype = numpy_dtype(spec.type)
+    if dtype is not None and dtype.kind in "iu":
+        return "ids"
+    return {4: "image", 3: "sequence", 2: "tabular"}.get(len(spec.shape or ()))
+
+
+def _typed_like(data: Any, spec: Any) -> Any:
+    """The dataset with integer inputs in the model's own integer type (datasets hold token ids
+    as int64; a model may take int32), where every value survives the cast."""
+    want = numpy_dtype(spec.type)
+    if want is None or want.kind not in "iu" or data.x_test.dtype == want:
+        return data
+    parts = {name: getattr(data, name) for name in ("x_train", "x_val", "x_test")}
+    if any(a.size and (a.min() < np.iinfo(want).min or a.max() > np.iinfo(want).max)
+           for a in parts.values()):
+        return data
+    return replace(data, **{name: a.astype(want) for name, a in parts.items()})
+
+
 def _fits(x: np.ndarray, shape: tuple | None) -> bool:
     """Whether samples ``x`` match a model input's static dimensions (batch aside)."""
     if shape is None:
@@ -345,7 +370,9 @@ def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
             expected = ModelMetadata.from_props(file_info.metadata).preprocess
             # a text model's own vocabulary encodes the rows, without TensorFlow
             text = expected if isinstance(expected, TextPreprocess) else None
-            data = load_dataset(spec, seed=info.get("seed", 0), text=text)
+            data = load_dataset(spec, seed=info.get("seed", 0), text=text,
+                                kind=_kind_for(file_info.inputs[0]))
+            data = _typed_like(data, file_info.inputs[0])
             if not _fits(data.x_test, file_info.inputs[0].shape):
                 raise UsageError(f"{spec} gives inputs of shape {list(data.x_test.shape[1:])}, "
                                  f"but {model.name} takes {list(file_info.inputs[0].shape or [])}")

@@ -375,6 +375,99 @@ def test_a_model_with_two_inputs_quantizes_on_an_npz_of_named_arrays(tmp_path):
     assert json.loads(evaluated.output)["samples"] == 200
 
 
+def _upsampled_residual(path):
+    """x[N, 2, 4, 4] + AveragePool(Resize x2(x)) -> global pooling -> dense -> softmax: an
+    UpSampling2D as edge-infer exports it (Resize by scales), added to its own input."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "up/scales"),
+             numpy_helper.from_array(rng.normal(size=(2, 3)).astype(np.float32), "dense/kernel")]
+    nodes = [helper.make_node("Resize", ["x", "", "up/scales"], ["up"], name="up/Resize",
+                              mode="nearest"),
+             helper.make_node("AveragePool", ["up"], ["pooled"], name="pool/AveragePool",
+                              kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Add", ["x", "pooled"], ["sum"], name="add/Add"),
+             helper.make_node("GlobalAveragePool", ["sum"], ["gap"], name="gap/Pool"),
+             helper.make_node("Flatten", ["gap"], ["flat"], name="gap/Flatten"),
+             helper.make_node("MatMul", ["flat", "dense/kernel"], ["logits"], name="dense/MatMul"),
+             helper.make_node("Softmax", ["logits"], ["probabilities"], name="dense/Softmax")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 4, 4])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_static_quantizes_an_upsampling_added_to_its_input(tmp_path):
+    """onnxruntime's shape inference gives the Resize's batch as floor(1.0*N), which it could
+    not match with N at the Add: quant_pre_process stopped with "Incomplete symbolic shape
+    inference" unless told to merge them."""
+    import onnxruntime as ort
+
+    path = _upsampled_residual(tmp_path / "up.onnx")
+    x = np.random.default_rng(1).random((64, 2, 4, 4), dtype=np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    data = tmp_path / "data.npz"
+    np.savez(data, x_train=x, y_train=session.run(None, {"x": x})[0].argmax(axis=1))
+    result = quantize(QuantizeConfig(path, method="static", dataset=str(data),
+                                     out=tmp_path / "up.int8.onnx", max_accuracy_drop=100))
+    assert result.path.is_file() and result.max_abs_diff < 0.1
+
+
+def _pooled_classifier(path, shape: list, ids: bool):
+    """[N, *shape] -> (embedding lookup when ``ids``) -> mean over axis 1 -> dense -> softmax."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    width = 4 if ids else shape[-1]
+    inits = [numpy_helper.from_array(rng.normal(size=(width, 3)).astype(np.float32), "dense/w")]
+    nodes = [helper.make_node("ReduceMean", ["features"], ["pooled"], name="pool/Mean",
+                              axes=[1], keepdims=0),
+             helper.make_node("MatMul", ["pooled", "dense/w"], ["logits"], name="dense/MatMul"),
+             helper.make_node("Softmax", ["logits"], ["probabilities"], name="dense/Softmax")]
+    if ids:
+        inits.append(numpy_helper.from_array(rng.normal(size=(20, 4)).astype(np.float32),
+                                             "embedding/table"))
+        nodes.insert(0, helper.make_node("Gather", ["embedding/table", "x"], ["features"],
+                                         name="embedding/Gather"))
+    else:
+        nodes.insert(0, helper.make_node("Identity", ["x"], ["features"], name="input/Identity"))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(
+            "x", TensorProto.INT32 if ids else TensorProto.FLOAT, ["N", *shape])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("ids", [False, True])
+def test_an_npz_is_read_as_the_models_input_says(tmp_path, ids):
+    """Alone, x of [N, 12, 16] floats looks like images (a channel axis was added, and the
+    model refused the shape), and [N, 6] integers like float features (onnxruntime refused
+    float for the int32 input); the model's input says they are a sequence and token ids."""
+    import onnxruntime as ort
+
+    shape = [6] if ids else [12, 16]
+    path = _pooled_classifier(tmp_path / "m.onnx", shape, ids)
+    rng = np.random.default_rng(1)
+    x = (rng.integers(0, 20, (80, *shape)).astype(np.int32) if ids
+         else rng.random((80, *shape), dtype=np.float32))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": x})[0].argmax(axis=1)
+    data = tmp_path / "data.npz"
+    np.savez(data, x_train=x[:60], y_train=y[:60], x_test=x[60:], y_test=y[60:])
+    result = quantize(QuantizeConfig(path, method="dynamic", dataset=str(data),
+                                     out=tmp_path / "m.int8.onnx", max_accuracy_drop=100))
+    assert result.original.value == 1.0 and result.agreement >= 0.9
+    evaluated = CliRunner().invoke(cli, ["evaluate", str(path), "--dataset", str(data),
+                                         "-f", "json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.output)["samples"] == 20
+
+
 def test_a_model_with_two_inputs_needs_named_arrays(tmp_path):
     path = _two_input_classifier(tmp_path / "two.onnx")
     result = CliRunner().invoke(cli, ["quantize", str(path), "--method", "dynamic"])

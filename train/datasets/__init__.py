@@ -27,9 +27,11 @@ def known_specs() -> list[str]:
     return [*DATASETS, *(f"keras:{k}" for k in KERAS_DATASETS)]
 
 
-def load_dataset(spec: str, seed: int = 0, text: TextPreprocess | None = None) -> Dataset:
+def load_dataset(spec: str, seed: int = 0, text: TextPreprocess | None = None,
+                 kind: str | None = None) -> Dataset:
     """Load a dataset by name, ``keras:NAME``, or path, split deterministically by ``seed``.
-    ``text``: a trained model's vocabulary, to encode a text CSV with instead of learning one."""
+    ``text``: a trained model's vocabulary, to encode a text CSV with instead of learning one.
+    ``kind``: what an .npz's ``x`` holds, where a model's input says (see ``load_npz``)."""
     if spec in DATASETS:
         return DATASETS[spec].load(seed=seed)
     if spec.startswith("keras:"):
@@ -44,7 +46,7 @@ def load_dataset(spec: str, seed: int = 0, text: TextPreprocess | None = None) -
             return files.load_image_folder(path, seed=seed)
         suffix = path.suffix.lower()
         if suffix == ".npz":
-            return files.load_npz(path, seed=seed)
+            return files.load_npz(path, seed=seed, kind=kind)
         if suffix in (".csv", ".tsv"):
             return files.load_text_csv(path, seed=seed, text=text)
         raise DatasetError(f"{path}: expected an .npz, a .csv/.tsv of label,text rows, or a "

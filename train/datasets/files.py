@@ -58,8 +58,13 @@ def _targets(y: np.ndarray, where: str) -> tuple[np.ndarray, str]:
     raise DatasetError(f"{where}: y must hold class numbers or values, found {y.dtype}")
 
 
-def load_npz(path: Path, seed: int = 0) -> Dataset:
-    """``x_train``, ``y_train``; optional ``x_test``, ``y_test``, ``labels``, ``kind``."""
+def load_npz(path: Path, seed: int = 0, kind: str | None = None) -> Dataset:
+    """``x_train``, ``y_train``; optional ``x_test``, ``y_test``, ``labels``, ``kind``.
+
+    What ``x`` holds is guessed from its shape and type unless the archive's ``kind``, or else
+    the ``kind`` argument, says: ``image``, ``sequence``, ``tabular``, ``text``, or ``ids`` (token
+    ids for a model that takes them as they are, which quantize and evaluate know from the
+    model's input; training refuses ids without a vocabulary)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
@@ -73,9 +78,10 @@ def load_npz(path: Path, seed: int = 0) -> Dataset:
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise DatasetError(f"{path} has only one of x_test and y_test; give both or neither")
     x, (y, task) = arrays["x_train"], _targets(arrays["y_train"], str(path))
-    kind = str(arrays["kind"]) if "kind" in arrays else _kind_of(x)
+    kind = str(arrays["kind"]) if "kind" in arrays else (kind or _kind_of(x))
     prep = _as_images if kind == "image" else (
-        (lambda a: a.astype(np.int64)) if kind == "text" else (lambda a: a.astype(np.float32)))
+        (lambda a: a.astype(np.int64)) if kind in ("text", "ids") else
+        (lambda a: a.astype(np.float32)))
     x = prep(x)
     if "x_test" in arrays:
         xt, (yt, _) = prep(arrays["x_test"]), _targets(arrays["y_test"], str(path))
@@ -94,7 +100,8 @@ def load_npz(path: Path, seed: int = 0) -> Dataset:
     if kind == "text":
         raise DatasetError(f"{path} holds token ids without a vocabulary; give text models a "
                            ".csv of label,text rows instead")
-    return Dataset(path.stem, kind, task, *parts, labels=labels, preprocess=pre)
+    return Dataset(path.stem, "text" if kind == "ids" else kind, task, *parts, labels=labels,
+                   preprocess=pre)
 
 
 def load_image_folder(folder: Path, seed: int = 0) -> Dataset:
