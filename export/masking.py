@@ -64,6 +64,7 @@ class MaskedInput:
     vocabulary: int = 0  # tokens: the embedding's input_dim, tokens are in [0, vocabulary)
     features: int = 0  # steps: features per step
     mask_value: float = 0.0  # steps: the value that marks a padded step
+    dtype: str = "int64"  # tokens: the input's integer type
 
     @property
     def tokens(self) -> bool:
@@ -90,7 +91,7 @@ def masked_input(model: Any) -> MaskedInput | None:
         if len(shape) != 2 or shape[1] is None or "int" not in str(spec.dtype):
             return None
         return MaskedInput(spec.name, int(shape[1]), source.name,
-                           vocabulary=int(source.input_dim))
+                           vocabulary=int(source.input_dim), dtype=str(spec.dtype))
     if len(shape) != 3 or None in shape[1:] or "float" not in str(spec.dtype) \
             or not np.isfinite(float(source.mask_value)):
         return None
@@ -125,7 +126,7 @@ def padding_probe(masked: MaskedInput, rows: int = 64, seed: int = 0) -> np.ndar
     rng = np.random.default_rng(seed)
     length = masked.length
     if masked.tokens:
-        probe = rng.integers(1, max(masked.vocabulary, 2), (rows, length)).astype(np.int64)
+        probe = rng.integers(1, max(masked.vocabulary, 2), (rows, length)).astype(masked.dtype)
         pad: Any = 0
     else:
         probe = rng.standard_normal((rows, length, masked.features)).astype(np.float32)

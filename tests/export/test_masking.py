@@ -11,12 +11,12 @@ from edge_infer.export.masking import (MaskedInput, masked_input, padding_probe,
                                        unmasked_recurrence)
 
 
-def _text_model(head: str):
+def _text_model(head: str, dtype: str = "int64"):
     import keras
 
     layers = keras.layers
     keras.utils.set_random_seed(0)
-    tokens = keras.Input((12,), dtype="int64", name="tokens")
+    tokens = keras.Input((12,), dtype=dtype, name="tokens")
     x = layers.Embedding(30, 8, mask_zero=True)(tokens)
     if head == "gru_lstm":
         x = layers.LSTM(6)(layers.GRU(8, return_sequences=True)(x))
@@ -84,6 +84,21 @@ def test_masked_recurrent_layers_become_fused_operators_with_sequence_lengths(he
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"tokens": rows})[0]
     np.testing.assert_allclose(got, np.asarray(model(rows)), atol=1e-5)
+
+
+def test_int32_token_ids_fuse_too(tmp_path):
+    """The padding probe is in the input's own type: int64 rows into an int32 input stopped the
+    export with onnxruntime's type error."""
+    import onnxruntime as ort
+
+    model = _text_model("gru_lstm", dtype="int32")
+    model.save(tmp_path / "text.keras")
+    result = export(ExportConfig(tmp_path / "text.keras"))
+    assert "Loop" not in {n.op_type for n in _ops(result.path)}
+    rows = _rows().astype(np.int32)
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"tokens": rows})[0], np.asarray(model(rows)),
+                               atol=1e-5)
 
 
 def test_a_masking_layer_on_float_steps_fuses_the_same_way(tmp_path):
