@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edge_infer.runtime.atomic import atomic_open
+from edge_infer.runtime.metadata import ModelMetadata
 
 from .attention import matmul_attention
 from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
@@ -36,6 +37,7 @@ from .masking import (PADDED_STEPS, add_sequence_lengths, masked_input, padding_
 from .names import readable_names
 from .parity import ParityReport, check_all, differences
 from .simplify import simplify
+from .text_input import text_front
 from .time_distributed import folded_time_distributed
 
 Log = Callable[[str], None]
@@ -232,6 +234,15 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None,
     return proto
 
 
+def _rename_input(proto: Any, old: str, new: str) -> None:
+    from .names import rename_tensors
+
+    for value in proto.graph.input:
+        if value.name == old:
+            value.name = new
+    rename_tensors(proto.graph, {old: new})
+
+
 def _name(proto: Any, model: Any) -> None:
     readable_names(proto, model.name, [layer.name for layer in model.layers],
                    {v.path: np.asarray(v.numpy()) for v in model.weights})
@@ -304,12 +315,20 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
     except Exception as exc:
         raise SourceError(f"{keras_file} is not a loadable Keras model ({exc})") from None
     log(f"converting {keras_file} with tf2onnx (opset {config.opset})")
-    proto = _fused_masked(model, config, log)
+    front = text_front(model)
+    network = front.network if front is not None else model
+    if front is not None:
+        log(f"the model reads text with {len(front.preprocess.vocabulary)} words of vocabulary: "
+            "exporting it from the token ids on, its tokenizer into the metadata")
+    proto = _fused_masked(network, config, log)
     if proto is None:
-        proto = _convert(model, config, log)
-        _name(proto, model)
+        proto = _convert(network, config, log)
+        _name(proto, network)
     _tidy(proto)
     props = _metadata(model, info, metrics)
+    if front is not None:
+        _rename_input(proto, network.inputs[0].name, front.input_name)
+        props = {**ModelMetadata(preprocess=front.preprocess).to_props(), **props}
     set_metadata(proto, props)
     proto.producer_name, proto.producer_version = "edge-infer", _versions().get("edge-infer", "")
     try:
@@ -317,9 +336,14 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
     except onnx.checker.ValidationError as exc:
         raise ConversionError(f"the converted model fails onnx.checker: {exc}") from None
 
-    xs = _samples(model, run_dir, info, config.samples, log)
-    keras_outs = _keras_outputs(model, xs)
-    onnx_outs = _run_onnx(proto.SerializeToString(), xs)
+    if front is not None:  # the whole model on sentences, ONNX on the runtime's token ids
+        strings, ids = front.probe()
+        keras_outs, onnx_outs = (_keras_outputs(model, [strings]),
+                                 _run_onnx(proto.SerializeToString(), [ids]))
+    else:
+        xs = _samples(model, run_dir, info, config.samples, log)
+        keras_outs = _keras_outputs(model, xs)
+        onnx_outs = _run_onnx(proto.SerializeToString(), xs)
     if len(onnx_outs) != len(keras_outs):
         raise ConversionError(f"the ONNX model has {len(onnx_outs)} outputs, the Keras model "
                               f"{len(keras_outs)}")
