@@ -17,11 +17,13 @@ and refuses (writing nothing) when the accuracy drops by more than ``max_accurac
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -487,7 +489,8 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         excluded = list(config.exclude)
         for attempt in range(config.auto_exclude + 1):
             config = replace(config, exclude=tuple(excluded))
-            recipe.apply(src, candidate, config, calibration)
+            with _quiet_quantizer():
+                recipe.apply(src, candidate, config, calibration)
             _tidy_file(candidate)
             if original is None:  # timed right after the quantizer, like the quantized model
                 original = evaluate_onnx(src, x, y, task)
@@ -524,6 +527,26 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         with atomic_open(out, "wb") as fh, open(candidate, "rb") as src_fh:
             shutil.copyfileobj(src_fh, fh)
     return result
+
+
+class _NotFloatNoise(logging.Filter):
+    """onnxruntime's quantizer logs, on the root logger, a protobuf dump of a dozen lines for
+    every tensor it leaves alone because it is not float (a mask's booleans, token ids): the
+    right thing to do, and nothing a user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Inference failed or unsupported type to quantize")
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    root = logging.getLogger()
+    noise = _NotFloatNoise()
+    root.addFilter(noise)
+    try:
+        yield
+    finally:
+        root.removeFilter(noise)
 
 
 def _note_foreign_target(device: str, log: Log) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -466,6 +467,46 @@ def test_an_npz_is_read_as_the_models_input_says(tmp_path, ids):
                                          "-f", "json"])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.output)["samples"] == 20
+
+
+def test_tensors_left_in_float_for_not_being_float_are_not_dumped_in_the_log(tmp_path, caplog):
+    """A mask (booleans) is never quantized; onnxruntime logged a dozen lines of protobuf for
+    each such tensor, in the middle of the report."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32),
+                                "dense/w")
+    zero = numpy_helper.from_array(np.array(0.5, np.float32), "zero")
+    axis = numpy_helper.from_array(np.array([2], np.int64), "axis")
+    steps_axis = numpy_helper.from_array(np.array([1], np.int64), "steps_axis")
+    nodes = [helper.make_node("Greater", ["x", "zero"], ["mask"], name="mask/Greater"),
+             helper.make_node("Unsqueeze", ["mask", "axis"], ["mask3"], name="mask/Unsqueeze"),
+             helper.make_node("Transpose", ["mask3"], ["steps"], name="mask/Transpose",
+                              perm=[0, 2, 1]),
+             helper.make_node("Cast", ["steps"], ["weights3"], name="mask/Cast", to=1),
+             helper.make_node("Squeeze", ["weights3", "steps_axis"], ["weights"],
+                              name="mask/Squeeze"),
+             helper.make_node("Mul", ["x", "weights"], ["kept"], name="mask/Mul"),
+             helper.make_node("MatMul", ["kept", "dense/w"], ["logits"], name="dense/MatMul"),
+             helper.make_node("Softmax", ["logits"], ["probabilities"], name="dense/Softmax")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])],
+        [w, zero, axis, steps_axis])
+    path = tmp_path / "masked.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    x = np.random.default_rng(1).random((60, 4), dtype=np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    data = tmp_path / "data.npz"
+    np.savez(data, x_train=x, y_train=session.run(None, {"x": x})[0].argmax(axis=1))
+    caplog.set_level("WARNING")
+    for method in ("dynamic", "static"):
+        quantize(QuantizeConfig(path, method=method, dataset=str(data), max_accuracy_drop=100,
+                                out=tmp_path / f"masked.{method}.onnx"))
+    assert not any("elem_type" in r.getMessage() for r in caplog.records), caplog.text
+    assert not logging.getLogger().filters  # the filter is gone afterwards
 
 
 def test_a_model_with_two_inputs_needs_named_arrays(tmp_path):
