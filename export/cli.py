@@ -22,9 +22,12 @@ from edge_infer.train.tf_logging import quiet_tensorflow
               help="Real samples (the run's samples.npz) to prove parity on.")
 @click.option("--no-optimize", is_flag=True,
               help="Skip onnxruntime's basic offline graph optimisation.")
+@click.option("--import", "imports", multiple=True, metavar="MODULE_OR_FILE",
+              help="A module or .py file that defines the model's custom layers or model "
+                   "class, imported before loading; repeatable.")
 @debug_option
 def export(source: Path, out: Path | None, opset: int, tolerance: float, samples: int,
-           no_optimize: bool) -> None:
+           no_optimize: bool, imports: tuple[str, ...]) -> None:
     """Convert a trained Keras model (a run folder from `edge-infer train`, a .keras
     file, or a legacy Keras 2 .h5 file) to ONNX, prove it computes the same on real samples,
     and write it with the metadata the runtime reads. Nothing is written when parity fails.
@@ -33,13 +36,14 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
     Examples:
       edge-infer export runs/cnn-digits
       edge-infer export model.keras --out cnn.onnx --opset 13
+      edge-infer export model.keras --import my_layers.py
     """
     from edge_infer.train.trainer import require_training_stack
 
     from .exporter import ExportConfig
 
     config = ExportConfig(source=source, out=out, opset=opset, tolerance=tolerance,
-                          samples=samples, optimize=not no_optimize)
+                          samples=samples, optimize=not no_optimize, imports=imports)
     require_training_stack("edge-infer export")
     quiet_tensorflow()
     from .exporter import export as run_export

@@ -31,6 +31,7 @@ from edge_infer.runtime.metadata import ModelMetadata
 
 from .attention import matmul_attention
 from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
+from .custom_code import custom_objects
 from .errors import ConversionError, ParityError, SourceError
 from .masking import (PADDED_STEPS, add_sequence_lengths, masked_input, padding_probe,
                       unmasked_recurrence)
@@ -51,6 +52,7 @@ class ExportConfig:
     tolerance: float = 1e-4
     samples: int = 256
     optimize: bool = True
+    imports: tuple[str, ...] = ()  # modules or .py files defining custom layers
 
     def __post_init__(self) -> None:
         from edge_infer.runtime.errors import UsageError
@@ -234,6 +236,27 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None,
     return proto
 
 
+def _symbolic(model: Any, source: Path) -> Any:
+    """The model itself, or for a subclassed model (which has no symbolic inputs to trace) a
+    functional model over it, on the input shape it was built with."""
+    import keras
+
+    try:
+        if model.inputs:
+            return model
+    except AttributeError:
+        pass
+    shape = (model.get_build_config() or {}).get("input_shape")
+    if not isinstance(shape, (list, tuple)) or not shape or \
+            not all(d is None or isinstance(d, int) for d in shape):
+        raise SourceError(f"{source} holds a subclassed model whose input shape Keras did not "
+                          f"record (found {shape!r}): call it on one batch before saving, or "
+                          "build it as a functional model; several inputs need a functional "
+                          "model")
+    inputs = keras.Input(tuple(shape[1:]), name="input")
+    return keras.Model(inputs, model(inputs), name=model.name)
+
+
 def _rename_input(proto: Any, old: str, new: str) -> None:
     from .names import rename_tensors
 
@@ -310,10 +333,14 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
     import keras
     import onnx
 
+    custom = custom_objects(config.imports)
     try:
-        model = keras.models.load_model(keras_file)
+        model = keras.models.load_model(keras_file, custom_objects=custom)
     except Exception as exc:
-        raise SourceError(f"{keras_file} is not a loadable Keras model ({exc})") from None
+        hint = ("; if the model has custom layers, name the module or .py file that defines "
+                "them with --import" if "Could not locate" in str(exc) and not custom else "")
+        raise SourceError(f"{keras_file} is not a loadable Keras model ({exc}){hint}") from None
+    model = _symbolic(model, keras_file)
     log(f"converting {keras_file} with tf2onnx (opset {config.opset})")
     front = text_front(model)
     network = front.network if front is not None else model

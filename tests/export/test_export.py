@@ -165,6 +165,81 @@ def test_a_bare_keras_file_with_int32_token_ids_exports_on_random_ids(tmp_path):
     assert Model(result.path).signature.inputs[0].dtype == np.int32
 
 
+CUSTOM = """
+import keras
+
+
+class Scale(keras.layers.Layer):
+    def __init__(self, factor=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+class Net(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(8, activation="relu")
+        self.scale = Scale(0.5)
+        self.out = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.out(self.scale(self.hidden(x)))
+"""
+
+
+def test_custom_layers_and_subclassed_models_export_with_their_code(tmp_path):
+    """A .keras file stores custom classes by name: without their code Keras cannot load it,
+    and the message says to pass --import; with it, a custom layer and a subclassed model
+    (traced through a functional model on the shape it was built with) export with parity."""
+    import keras
+
+    from edge_infer.export.custom_code import custom_objects
+
+    code = tmp_path / "my_layers.py"
+    code.write_text(CUSTOM)
+    classes = custom_objects([str(code)])
+    assert set(classes) == {"Scale", "Net"}  # keras, imported there, is not among them
+    x = keras.Input((5,), name="x")
+    keras.Model(x, keras.layers.Dense(2)(classes["Scale"](3.0)(x))).save(tmp_path / "layer.keras")
+    net = classes["Net"]()
+    net(np.zeros((1, 5), np.float32))
+    net.save(tmp_path / "net.keras")
+    with pytest.raises(SourceError, match="with --import"):
+        export(ExportConfig(tmp_path / "layer.keras"))
+    for name, model in (("layer", None), ("net", net)):
+        result = export(ExportConfig(tmp_path / f"{name}.keras", imports=(str(code),)))
+        assert result.parity.passed
+        if model is not None:
+            rows = np.random.default_rng(0).random((4, 5), dtype=np.float32)
+            np.testing.assert_allclose(Model(result.path).run(rows)[
+                Model(result.path).signature.output_names[0]], np.asarray(model(rows)),
+                atol=1e-5)
+
+
+def test_code_that_cannot_be_imported_is_named(tmp_path):
+    from edge_infer.export.custom_code import custom_objects
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("x = 1 / 0\n")
+    with pytest.raises(SourceError, match=r"--import .*broken.py failed: ZeroDivisionError"):
+        custom_objects([str(broken)])
+    with pytest.raises(SourceError, match="no such file"):
+        custom_objects([str(tmp_path / "missing.py")])
+    with pytest.raises(SourceError, match="importable module"):
+        custom_objects(["edge_infer_no_such_module"])
+    (tmp_path / "any.keras").write_bytes(b"not read: the import fails first")
+    ran = CliRunner().invoke(cli, ["export", str(tmp_path / "any.keras"), "--import",
+                                   str(broken)])
+    assert ran.exit_code == 2 and "ZeroDivisionError" in ran.output, ran.output
+    assert "Traceback" not in ran.output
+
+
 def test_a_legacy_h5_file_exports(trained_runs, tmp_path):
     """Keras 2's HDF5 format, which Keras 3 still loads: the models of older tutorials."""
     import keras
