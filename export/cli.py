@@ -22,12 +22,20 @@ from edge_infer.train.tf_logging import quiet_tensorflow
               help="Real samples (the run's samples.npz) to prove parity on.")
 @click.option("--no-optimize", is_flag=True,
               help="Skip onnxruntime's basic offline graph optimisation.")
+@click.option("-d", "--dataset", default=None, metavar="SPEC",
+              help="Real samples to prove parity on (default: the run's): a dataset name, "
+                   "an .npz, a .csv of label,text rows or a folder of images; an .npz with one "
+                   "array per input for several.")
+@click.option("--labels", default=None, metavar="NAMES",
+              help="Class names in output order, comma-separated, for the metadata (what "
+                   "`edge-infer run` prints).")
 @click.option("--import", "imports", multiple=True, metavar="MODULE_OR_FILE",
               help="A module or .py file that defines the model's custom layers or model "
                    "class, imported before loading; repeatable.")
 @debug_option
 def export(source: Path, out: Path | None, opset: int, tolerance: float, samples: int,
-           no_optimize: bool, imports: tuple[str, ...]) -> None:
+           no_optimize: bool, dataset: str | None, labels: str | None,
+           imports: tuple[str, ...]) -> None:
     """Convert a trained Keras model (a run folder from `edge-infer train`, a .keras
     file, or a legacy Keras 2 .h5 file) to ONNX, prove it computes the same on real samples,
     and write it with the metadata the runtime reads. Nothing is written when parity fails.
@@ -37,13 +45,16 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
       edge-infer export runs/cnn-digits
       edge-infer export model.keras --out cnn.onnx --opset 13
       edge-infer export model.keras --import my_layers.py
+      edge-infer export model.keras --dataset data.npz --labels cat,dog,bird
     """
     from edge_infer.train.trainer import require_training_stack
 
     from .exporter import ExportConfig
 
     config = ExportConfig(source=source, out=out, opset=opset, tolerance=tolerance,
-                          samples=samples, optimize=not no_optimize, imports=imports)
+                          samples=samples, optimize=not no_optimize, imports=imports,
+                          dataset=dataset,
+                          labels=tuple(n.strip() for n in labels.split(",")) if labels else ())
     require_training_stack("edge-infer export")
     quiet_tensorflow()
     from .exporter import export as run_export

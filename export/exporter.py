@@ -22,6 +22,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -53,10 +54,18 @@ class ExportConfig:
     samples: int = 256
     optimize: bool = True
     imports: tuple[str, ...] = ()  # modules or .py files defining custom layers
+    dataset: str | None = None  # real samples for the parity proof, instead of the run's
+    labels: tuple[str, ...] = ()  # class names in output order, for the metadata
 
     def __post_init__(self) -> None:
         from edge_infer.runtime.errors import UsageError
 
+        object.__setattr__(self, "source", Path(self.source))  # str from Python callers
+        object.__setattr__(self, "out", None if self.out is None else Path(self.out))
+        object.__setattr__(self, "imports", tuple(self.imports))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if len(set(self.labels)) != len(self.labels):
+            raise UsageError(f"labels must differ, found {', '.join(self.labels)}")
         if not self.tolerance > 0:
             raise UsageError(f"tolerance must be > 0, found {self.tolerance}")
         if self.samples < 1:
@@ -331,7 +340,6 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
         raise SourceError(f"--out must end in .onnx, found {out.name}")
 
     import keras
-    import onnx
 
     custom = custom_objects(config.imports)
     try:
@@ -342,6 +350,120 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
         raise SourceError(f"{keras_file} is not a loadable Keras model ({exc}){hint}") from None
     model = _symbolic(model, keras_file)
     log(f"converting {keras_file} with tf2onnx (opset {config.opset})")
+    if config.labels:
+        if info.get("metadata", {}).get("edge_infer.labels"):
+            log(f"labels: {', '.join(config.labels)} replace the run's")
+        info = {**info, "task": "classification", "metadata": {
+            **info.get("metadata", {}),
+            **ModelMetadata(task="classification", labels=config.labels).to_props()}}
+    return _export_loaded(model, out, config, info, metrics, log, lambda: (
+        _dataset_samples(model, config.dataset, config.samples) if config.dataset
+        else _samples(model, run_dir, info, config.samples, log)))
+
+
+def _dataset_samples(model: Any, spec: str, count: int) -> list[np.ndarray]:
+    """The first ``count`` test inputs of a dataset the user named: one array per input (an
+    .npz of arrays named after the inputs, for several), read as the model's input says."""
+    from edge_infer.runtime.errors import UsageError
+    from edge_infer.train.datasets import load_dataset
+    from edge_infer.train.datasets.files import kind_for_input
+    from edge_infer.train.errors import DatasetError
+
+    names = [inp.name for inp in model.inputs]
+    if len(names) > 1:
+        if not spec.endswith(".npz"):
+            raise UsageError(f"the model has {len(names)} inputs ({', '.join(names)}): "
+                             "--dataset takes an .npz with one array per input, named after it")
+        with np.load(spec, allow_pickle=False) as archive:
+            missing = [n for n in names if n not in archive.files]
+            if missing:
+                raise UsageError(f"{spec} has no array for input {', '.join(missing)}")
+            return [archive[n][:count] for n in names]
+    inp = model.inputs[0]
+    integer = "int" in str(inp.dtype)
+    try:
+        x = load_dataset(spec, kind=kind_for_input(len(inp.shape), integer)).x_test[:count]
+    except DatasetError as exc:
+        raise UsageError(f"--dataset {spec}: {exc}") from None
+    want = tuple(inp.shape[1:])
+    if x.ndim != len(inp.shape) or any(d is not None and d != n
+                                       for d, n in zip(want, x.shape[1:])):
+        raise UsageError(f"{spec} gives inputs of shape {list(x.shape[1:])}, but the model "
+                         f"takes {list(want)}")
+    return [x.astype(str(inp.dtype)) if integer else x]
+
+
+def export_keras(model: Any, out: Path | str, samples: Any = None, *,
+                 labels: Sequence[str] | None = None, task: str | None = None,
+                 opset: int = DEFAULT_OPSET, tolerance: float = 1e-4, optimize: bool = True,
+                 log: Log | None = None) -> ExportResult:
+    """Export a Keras model held in memory, as ``edge-infer export`` does a file: the same
+    conversion, metadata and parity proof, nothing written when parity fails.
+
+    ``samples``: real inputs to prove parity on (an array, a list in ``model.inputs`` order,
+    or a dict by input name); random inputs when None, which proves less. ``labels`` (class
+    names, in output order) and ``task`` go into the metadata the runtime reads.
+    """
+    log = log or (lambda _msg: None)
+    check_opset(opset)
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise SourceError(f"out must end in .onnx, found {out.name}")
+    model = _symbolic(model, out)
+    xs = None if samples is None else _as_inputs(model, samples)
+    config = ExportConfig(source=out, out=out, opset=opset, tolerance=tolerance,
+                          samples=max(1, len(xs[0])) if xs else 256, optimize=optimize,
+                          labels=tuple(labels or ()))
+    info: dict[str, Any] = {"metadata": ModelMetadata(
+        task=task or ("classification" if labels else None),
+        labels=tuple(labels) if labels else None).to_props()}
+    if task or labels:
+        info["task"] = task or "classification"
+    log(f"converting {model.name} with tf2onnx (opset {opset})")
+    return _export_loaded(model, out, config, info, {}, log, lambda: xs or _noise_samples(
+        model, config.samples, log))
+
+
+def _as_inputs(model: Any, samples: Any) -> list[np.ndarray]:
+    """One array per model input, from an array, a list or a dict by input name."""
+    names = [inp.name for inp in model.inputs]
+    if isinstance(samples, dict):
+        missing = [n for n in names if n not in samples]
+        if missing:
+            raise SourceError(f"samples have no array for input {', '.join(missing)}; "
+                              f"expected {', '.join(names)}")
+        arrays = [samples[n] for n in names]
+    elif isinstance(samples, (list, tuple)):
+        arrays = list(samples)
+    else:
+        arrays = [samples]
+    if len(arrays) != len(names):
+        raise SourceError(f"the model has {len(names)} inputs ({', '.join(names)}), "
+                          f"samples give {len(arrays)} arrays")
+    return [np.asarray(a) for a in arrays]
+
+
+def _check_labels(labels: Sequence[str], first_output: np.ndarray) -> None:
+    from edge_infer.runtime.errors import UsageError
+
+    width = first_output.shape[-1] if first_output.ndim > 1 else 1
+    classes = 2 if width == 1 else width  # one sigmoid unit: two classes
+    if labels and len(labels) != classes:
+        raise UsageError(f"{len(labels)} labels ({', '.join(labels)}) for a model whose first "
+                         f"output has {classes} classes")
+
+
+def _noise_samples(model: Any, count: int, log: Log) -> list[np.ndarray]:
+    log("warning: no samples given; checking parity on random inputs")
+    return _noise(model, min(count, 64))
+
+
+def _export_loaded(model: Any, out: Path, config: ExportConfig, info: dict[str, Any],
+                   metrics: dict[str, Any], log: Log,
+                   samples: Callable[[], list[np.ndarray]]) -> ExportResult:
+    """Convert, name, check and prove a loaded model, then write it atomically."""
+    import onnx
+
     front = text_front(model)
     network = front.network if front is not None else model
     if front is not None:
@@ -368,12 +490,13 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
         keras_outs, onnx_outs = (_keras_outputs(model, [strings]),
                                  _run_onnx(proto.SerializeToString(), [ids]))
     else:
-        xs = _samples(model, run_dir, info, config.samples, log)
+        xs = samples()
         keras_outs = _keras_outputs(model, xs)
         onnx_outs = _run_onnx(proto.SerializeToString(), xs)
     if len(onnx_outs) != len(keras_outs):
         raise ConversionError(f"the ONNX model has {len(onnx_outs)} outputs, the Keras model "
                               f"{len(keras_outs)}")
+    _check_labels(config.labels, keras_outs[0])
     classifiers = [info.get("task") == "classification" or (
         not info and out.ndim == 2 and out.shape[1] > 1) for out in keras_outs]
     parity = check_all(keras_outs, onnx_outs, tolerance=config.tolerance,

@@ -67,6 +67,8 @@ class QuantizeConfig:
     auto_exclude: int = 0  # on a refusal, keep up to this many layers in float and retry
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model", Path(self.model))  # str from Python callers
+        object.__setattr__(self, "out", None if self.out is None else Path(self.out))
         object.__setattr__(self, "exclude", tuple(self.exclude))
         if self.method not in METHODS:
             raise UnknownNameError("quantization method", self.method, METHODS)
@@ -320,12 +322,10 @@ def _run_dir(model: Path) -> Path | None:
 
 
 def _kind_for(spec: Any) -> str | None:
-    """What an .npz's samples are, as the model's input says: guessed from the array alone,
-    [N, 12, 16] sequences pass for images and short rows of token ids for float features."""
+    from edge_infer.train.datasets.files import kind_for_input
+
     dtype = numpy_dtype(spec.type)
-    if dtype is not None and dtype.kind in "iu":
-        return "ids"
-    return {4: "image", 3: "sequence", 2: "tabular"}.get(len(spec.shape or ()))
+    return kind_for_input(len(spec.shape or ()), dtype is not None and dtype.kind in "iu")
 
 
 def _typed_like(data: Any, spec: Any) -> Any:

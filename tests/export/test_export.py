@@ -240,6 +240,65 @@ def test_code_that_cannot_be_imported_is_named(tmp_path):
     assert "Traceback" not in ran.output
 
 
+def test_a_model_in_memory_exports_with_its_samples_and_labels(tmp_path):
+    """export_keras: the model object, real samples to prove parity on, class names for the
+    runtime; the same refusals as the file export."""
+    import keras
+
+    from edge_infer.export import export_keras
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4,), name="features")
+    model = keras.Model(x, keras.layers.Dense(3, activation="softmax", name="label")(
+        keras.layers.Dense(8, activation="relu")(x)))
+    rows = np.random.default_rng(0).random((50, 4), dtype=np.float32)
+    result = export_keras(model, tmp_path / "m.onnx", samples=rows,
+                          labels=["cat", "dog", "bird"])
+    assert result.parity.passed and result.parity.samples == 50
+    loaded = Model(result.path)
+    assert loaded.metadata.labels == ("cat", "dog", "bird") and loaded.metadata.is_classifier
+    best = loaded.classify(rows[:1], k=1)[0][0]
+    assert best.label == ["cat", "dog", "bird"][int(np.argmax(model(rows[:1])))]
+    same = export_keras(model, tmp_path / "d.onnx", samples={"features": rows})
+    assert same.parity.max_abs_diff == result.parity.max_abs_diff
+    with pytest.raises(SourceError, match="no array for input features"):
+        export_keras(model, tmp_path / "e.onnx", samples={"x": rows})
+    with pytest.raises(SourceError, match="must end in .onnx"):
+        export_keras(model, tmp_path / "m.keras", samples=rows)
+    with pytest.raises(ParityError):
+        export_keras(model, tmp_path / "f.onnx", samples=rows * 1e6, tolerance=1e-12)
+    assert not (tmp_path / "f.onnx").exists() and not (tmp_path / "e.onnx").exists()
+
+
+def test_a_bare_keras_file_proves_parity_on_a_named_dataset_and_takes_labels(tmp_path):
+    """--dataset: real samples for a .keras without a run folder (read as the model's input
+    says: [N, 12, 16] floats are a sequence); --labels: class names for the runtime. A wrong
+    count of labels or a dataset of the wrong shape is refused with both figures."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    steps = keras.Input((12, 16), name="steps")
+    model = keras.Model(steps, keras.layers.Dense(3, activation="softmax")(
+        keras.layers.LSTM(4)(steps)))
+    model.save(tmp_path / "seq.keras")
+    x = np.random.default_rng(0).random((40, 12, 16), dtype=np.float32)
+    np.savez(tmp_path / "seq.npz", x_train=x[:30], y_train=np.arange(30) % 3, x_test=x[30:],
+             y_test=np.arange(10) % 3)
+    ran = CliRunner().invoke(cli, ["export", str(tmp_path / "seq.keras"), "--dataset",
+                                   str(tmp_path / "seq.npz"), "--labels", "up, down,flat"])
+    assert ran.exit_code == 0, ran.output
+    assert "random inputs" not in ran.output and "on 10 samples" in ran.output
+    loaded = Model(tmp_path / "seq.onnx")
+    assert loaded.metadata.labels == ("up", "down", "flat") and loaded.metadata.is_classifier
+    wrong = CliRunner().invoke(cli, ["export", str(tmp_path / "seq.keras"), "--labels", "a,b"])
+    assert wrong.exit_code == 2 and "2 labels (a, b)" in wrong.output and "3 classes" in \
+        wrong.output, wrong.output
+    np.savez(tmp_path / "flat.npz", x_train=x[:, 0], y_train=np.arange(40) % 3)
+    shaped = CliRunner().invoke(cli, ["export", str(tmp_path / "seq.keras"), "--dataset",
+                                      str(tmp_path / "flat.npz")])
+    assert shaped.exit_code == 2 and "shape [16]" in shaped.output, shaped.output
+
+
 def test_a_legacy_h5_file_exports(trained_runs, tmp_path):
     """Keras 2's HDF5 format, which Keras 3 still loads: the models of older tutorials."""
     import keras

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,6 +100,14 @@ def test_config_is_validated(exported):
         QuantizeConfig(exported["cnn"], method="int4")
     with pytest.raises(UsageError, match="max accuracy drop must be >= 0"):
         QuantizeConfig(exported["cnn"], max_accuracy_drop=-1)
+
+
+def test_paths_given_as_strings_work_from_python(exported, tmp_path):
+    """The configs' paths are Path whatever Python callers pass (out.with_name, .suffix)."""
+    config = QuantizeConfig(str(exported["cnn"]), method="fp16", out=str(tmp_path / "h.onnx"))
+    assert isinstance(config.model, Path) and isinstance(config.out, Path)
+    assert quantize(config).path == tmp_path / "h.onnx"
+    assert isinstance(ExportConfig("runs/x", out="m.onnx").out, Path)
 
 
 def test_cli_table_and_json(exported, tmp_path):

@@ -31,6 +31,15 @@ def _as_images(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def kind_for_input(rank: int, integer: bool) -> str | None:
+    """What an .npz's ``x`` is for a model input of this rank and type: the model's input
+    decides where the array alone is ambiguous ([N, 12, 16] floats pass for images, short rows
+    of token ids for float features)."""
+    if integer:
+        return "ids"
+    return {4: "image", 3: "sequence", 2: "tabular"}.get(rank)
+
+
 def _kind_of(x: np.ndarray) -> str:
     if x.ndim == 4:
         return "image"
