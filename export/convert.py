@@ -55,12 +55,14 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     from .tf_ops import HANDLERS, unsupported
 
     function = tf.function(forward, input_signature=signature)
+    constants = _captured_constants(function, signature)
     try:
-        with keras3_rnn_rewriter(), _without_collection_warning():
+        with keras3_rnn_rewriter(), _without_conversion_noise():
             proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
                                                      opset=opset, custom_op_handlers=HANDLERS)
     except Exception as exc:  # tf2onnx raises many types
         raise ConversionError(f"tf2onnx could not convert the model: {exc}") from exc
+    _inline_constants(proto, constants)
     initializers = {i.name for i in proto.graph.initializer}
     expected = {spec.name for spec in signature}
     extra = [i.name for i in proto.graph.input
@@ -68,9 +70,9 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     if extra:
         raise ConversionError(
             f"the converted graph expects inputs the Keras model does not have ({', '.join(extra)})"
-            ": the model reads a tensor it computed once, outside any layer (a layer applied to "
-            "a constant while building it, say), and tf2onnx leaves that as an input; compute "
-            "it inside a layer's call")
+            ": the model captures TensorFlow state that is not a plain tensor (a lookup table or "
+            "another resource), which tf2onnx leaves as an input and edge-infer cannot make a "
+            "constant; keep it out of the exported model")
     left = unsupported(proto)
     if left:
         listed = ", ".join(f"{op} ({n} node{'s' if n > 1 else ''})" for op, n in left.items())
@@ -80,28 +82,68 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     return proto
 
 
-class _CollectionWarning(logging.Filter):
-    """TensorFlow's "Issue encountered when serializing table_initializer" warning."""
+def _captured_constants(function: Any, signature: tuple) -> dict[str, Any]:
+    """The tensors (not variables) the traced function captures, by the name of their
+    placeholder: a ``Normalization`` layer keeps its mean and variance as tensors made when it
+    is built or adapted, and tf2onnx would leave each as a graph input to be fed."""
+    import numpy as np
+
+    try:
+        concrete = function.get_concrete_function(*signature)
+    except Exception:  # tf2onnx traces it again and reports the failure in its own words
+        return {}
+    return {internal.name: np.asarray(external.numpy())
+            for external, internal in concrete.graph.captures
+            if external.dtype.name != "resource" and hasattr(external, "numpy")}
+
+
+def _inline_constants(proto: Any, constants: dict[str, Any]) -> None:
+    """Graph inputs that stand for captured constants become initializers."""
+    from onnx import numpy_helper
+
+    for value in list(proto.graph.input):
+        if value.name in constants:
+            proto.graph.input.remove(value)
+            proto.graph.initializer.append(numpy_helper.from_array(constants[value.name],
+                                                                   value.name))
+
+
+class _Dropped(logging.Filter):
+    """Drops the records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Issue encountered when serializing" not in record.getMessage()
+        return not str(record.msg).startswith(self.prefixes)
+
+
+# logger -> messages that read as failures in a good conversion
+_NOISE = {
+    # TensorFlow, when the process holds a lookup table (a TextVectorization adapted for
+    # training, as in `edge-infer pipeline` on text): tf2onnx exports a meta graph, TensorFlow
+    # cannot serialise the table's collection and says so in three lines ending "'NoneType'
+    # object has no attribute 'name'". The converted graph does not use the collection.
+    "tensorflow": ("Issue encountered when serializing",),
+    # tf2onnx, when one of its optional graph optimizers raises (its transpose optimizer does
+    # on a MobileNetV2's scalar bias): it logs the traceback, restores the graph and goes on;
+    # the result is checked against Keras all the same.
+    "tf2onnx.optimizer": ("Failed to apply",),
+}
 
 
 @contextlib.contextmanager
-def _without_collection_warning() -> Iterator[None]:
-    """Hide, while tf2onnx converts, the warning TensorFlow logs when the process holds a
-    lookup table (a ``TextVectorization`` adapted for training, as in ``edge-infer pipeline``
-    on text): tf2onnx exports a meta graph, TensorFlow cannot serialise the table's collection
-    and says so in three lines ending ``'NoneType' object has no attribute 'name'``, which
-    reads as an error in a good run. The converted graph does not use the collection. Other
-    TensorFlow warnings still show."""
-    logger = logging.getLogger("tensorflow")
-    noise = _CollectionWarning()
-    logger.addFilter(noise)
+def _without_conversion_noise() -> Iterator[None]:
+    """Hide, while tf2onnx converts, the messages in ``_NOISE``; every other warning shows."""
+    filters = [(logging.getLogger(name), _Dropped(*prefixes)) for name, prefixes in _NOISE.items()]
+    for logger, noise in filters:
+        logger.addFilter(noise)
     try:
         yield
     finally:
-        logger.removeFilter(noise)
+        for logger, noise in filters:
+            logger.removeFilter(noise)
 
 
 def output_names(model: Any) -> list[str]:

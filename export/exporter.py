@@ -414,11 +414,10 @@ def export_keras(model: Any, out: Path | str, samples: Any = None, *,
     config = ExportConfig(source=out, out=out, opset=opset, tolerance=tolerance,
                           samples=max(1, len(xs[0])) if xs else 256, optimize=optimize,
                           labels=tuple(labels or ()))
-    info: dict[str, Any] = {"metadata": ModelMetadata(
-        task=task or ("classification" if labels else None),
-        labels=tuple(labels) if labels else None).to_props()}
+    info: dict[str, Any] = {}  # empty: parity guesses classifiers from the outputs' shape
     if task or labels:
-        info["task"] = task or "classification"
+        info = {"task": task or "classification", "metadata": ModelMetadata(
+            task=task or "classification", labels=tuple(labels) if labels else None).to_props()}
     log(f"converting {model.name} with tf2onnx (opset {opset})")
     return _export_loaded(model, out, config, info, {}, log, lambda: xs or _noise_samples(
         model, config.samples, log))

@@ -261,6 +261,7 @@ def test_a_model_in_memory_exports_with_its_samples_and_labels(tmp_path):
     assert best.label == ["cat", "dog", "bird"][int(np.argmax(model(rows[:1])))]
     same = export_keras(model, tmp_path / "d.onnx", samples={"features": rows})
     assert same.parity.max_abs_diff == result.parity.max_abs_diff
+    assert same.parity.top1_agreement == 1.0  # no labels: a softmax still reads as classes
     with pytest.raises(SourceError, match="no array for input features"):
         export_keras(model, tmp_path / "e.onnx", samples={"x": rows})
     with pytest.raises(SourceError, match="must end in .onnx"):
@@ -297,6 +298,23 @@ def test_a_bare_keras_file_proves_parity_on_a_named_dataset_and_takes_labels(tmp
     shaped = CliRunner().invoke(cli, ["export", str(tmp_path / "seq.keras"), "--dataset",
                                       str(tmp_path / "flat.npz")])
     assert shaped.exit_code == 2 and "shape [16]" in shaped.output, shaped.output
+
+
+def test_normalization_layers_keep_their_statistics_as_constants(tmp_path):
+    """Keras' Normalization holds its mean and variance as tensors, not variables, adapted or
+    given: tf2onnx left each as a graph input to be fed, and the export failed."""
+    import keras
+
+    layers = keras.layers
+    rows = np.random.default_rng(0).normal(3, 2, (64, 5)).astype(np.float32)
+    adapted = layers.Normalization()
+    adapted.adapt(rows)
+    x = keras.Input((5,), name="x")
+    y = layers.Normalization(mean=1.0, variance=9.0)(layers.Dense(4)(adapted(x)))
+    keras.Model(x, layers.Dense(2)(y)).save(tmp_path / "norm.keras")
+    result = export(ExportConfig(tmp_path / "norm.keras"))
+    assert result.parity.passed
+    assert Model(result.path).signature.input_names == ("x",)
 
 
 def test_a_legacy_h5_file_exports(trained_runs, tmp_path):
@@ -502,18 +520,39 @@ def test_parity_counts_nan_on_both_sides_as_agreement_and_on_one_side_as_failure
     assert not one_side.passed
 
 
-def test_a_tensor_computed_outside_the_layers_is_refused_with_the_reason():
-    """A layer applied to a constant while the model is built leaves a computed tensor in the
-    graph, which tf2onnx turns into an input no caller can feed; say so instead of failing
-    later with onnxruntime's 'Required inputs are missing'."""
+def test_a_tensor_computed_outside_the_layers_is_a_constant_as_in_keras():
+    """A layer applied to a constant while the model is built leaves a computed tensor that the
+    model captures: Keras reuses it as it is, and tf2onnx turned it into a graph input no
+    caller could feed (onnxruntime then failed with 'Required inputs are missing'). It is an
+    initializer now, and the graph matches Keras."""
     import keras
+    import onnxruntime as ort
 
     from edge_infer.export.convert import keras_to_onnx
-    from edge_infer.export.errors import ConversionError
 
     tokens = keras.Input((8,), dtype="int64", name="tokens")
     positions = keras.layers.Embedding(8, 4)(keras.ops.arange(8)[None, :])
     x = keras.layers.Embedding(50, 4)(tokens) + positions
     model = keras.Model(tokens, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
-    with pytest.raises(ConversionError, match="outside any layer"):
+    proto = keras_to_onnx(model)
+    assert [i.name for i in proto.graph.input] == ["tokens"]
+    ids = np.random.default_rng(0).integers(0, 50, (3, 8))
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"tokens": ids})[0], np.asarray(model(ids)),
+                               atol=1e-5)
+
+
+def test_a_lookup_table_in_the_model_is_refused_with_the_reason():
+    """A lookup table is TensorFlow state, not a tensor: tf2onnx leaves its handle as a graph
+    input, and there is no constant to put there."""
+    import keras
+
+    from edge_infer.export.convert import keras_to_onnx
+    from edge_infer.export.errors import ConversionError
+
+    ids = keras.Input((4,), dtype="int64", name="ids")
+    looked_up = keras.layers.IntegerLookup(vocabulary=[3, 7, 11, 42])(ids)
+    model = keras.Model(ids, keras.layers.Dense(2)(keras.layers.Flatten()(
+        keras.layers.Embedding(6, 3)(looked_up))))
+    with pytest.raises(ConversionError, match="lookup table"):
         keras_to_onnx(model)
