@@ -34,6 +34,7 @@ from .attention import matmul_attention
 from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
 from .custom_code import custom_objects
 from .errors import ConversionError, ParityError, SourceError
+from .grouped_conv import plain_grouped_convolutions
 from .masking import (PADDED_STEPS, add_sequence_lengths, masked_input, padding_probe,
                       unmasked_recurrence)
 from .names import readable_names
@@ -215,14 +216,17 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None,
              rewrite_layers: bool = True) -> Any:
     """tf2onnx's graph, optimised and simplified unless ``config.optimize`` is off.
     ``TimeDistributed`` layers are traced as one call on batch x time
-    (:mod:`.time_distributed`) and attention as matmuls (:mod:`.attention`) when the graph then
-    matches Keras on random inputs, and ``rewrite_layers`` is on."""
+    (:mod:`.time_distributed`), attention as matmuls (:mod:`.attention`) and grouped
+    convolutions without XLA (:mod:`.grouped_conv`) when the graph then matches Keras on random
+    inputs, and ``rewrite_layers`` is on."""
     say = log or (lambda _msg: None)
     with contextlib.ExitStack() as stack:
-        rewritten = {"TimeDistributed": 0, "MultiHeadAttention": 0}
+        rewritten = {"TimeDistributed": 0, "MultiHeadAttention": 0, "grouped convolution": 0}
         if rewrite_layers:
             rewritten = {"TimeDistributed": stack.enter_context(folded_time_distributed(model)),
-                         "MultiHeadAttention": stack.enter_context(matmul_attention(model))}
+                         "MultiHeadAttention": stack.enter_context(matmul_attention(model)),
+                         "grouped convolution": stack.enter_context(
+                             plain_grouped_convolutions(model))}
         proto = keras_to_onnx(model, opset=config.opset)
     if config.optimize:
         converted = len(proto.graph.node)

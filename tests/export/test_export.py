@@ -556,3 +556,33 @@ def test_a_lookup_table_in_the_model_is_refused_with_the_reason():
         keras.layers.Embedding(6, 3)(looked_up))))
     with pytest.raises(ConversionError, match="lookup table"):
         keras_to_onnx(model)
+
+
+def test_grouped_convolutions_export_as_onnx_conv_groups(tmp_path):
+    """Keras runs a grouped convolution inside an XLA function, which tf2onnx cannot convert
+    (ConvNeXt's depthwise layers failed the export); traced as TensorFlow's Conv2D it becomes
+    ONNX Conv with `group`. The backend is as it was afterwards."""
+    import keras
+    import onnx
+    from keras.src.backend.tensorflow import nn as backend_nn
+
+    layers = keras.layers
+    before = backend_nn.conv
+    keras.utils.set_random_seed(0)
+    image, steps = keras.Input((10, 10, 8), name="image"), keras.Input((12, 6), name="steps")
+    x = layers.Conv2D(16, 3, groups=4, padding="same", activation="relu")(
+        layers.Conv2D(8, 3, groups=8)(image))
+    y = layers.Conv1D(6, 3, groups=3, padding="causal")(steps)
+    model = keras.Model([image, steps], layers.Dense(3, activation="softmax")(layers.Concatenate()(
+        [layers.GlobalAveragePooling2D()(x), layers.GlobalAveragePooling1D()(y)])))
+    rng = np.random.default_rng(0)
+    from edge_infer.export import export_keras
+
+    result = export_keras(model, tmp_path / "grouped.onnx",
+                          samples=[rng.random((8, 10, 10, 8), dtype=np.float32),
+                                   rng.random((8, 12, 6), dtype=np.float32)])
+    assert result.parity.passed
+    groups = sorted(a.i for n in onnx.load(str(result.path)).graph.node if n.op_type == "Conv"
+                    for a in n.attribute if a.name == "group")
+    assert groups == [3, 4, 8]
+    assert backend_nn.conv is before
