@@ -40,7 +40,7 @@ from .simplify import (_add_initializer, _run_probe, consumers, initializers, re
                        scope_of)
 
 NORMALISING = ("GlobalAveragePool", "ReduceMean", "Sub", "Mul", "Add", "Div", "Sqrt",
-               "Reciprocal", "Pow", "Neg")
+               "Reciprocal", "Pow", "Neg", "Reshape")  # Reshape: of the mean, after a conv
 ELEMENTWISE = ("Neg", "Mul", "Div", "Erf", "Add", "Sub")
 RECTIFYING = ("Relu", "Neg", "Mul", "Add", "Sub")
 MAX_REGION = 16
@@ -94,9 +94,13 @@ def _constants(nodes: list[Any], inits: dict[str, Any], channels: int
 
 
 def _normalises(proto: Any, nodes: list[Any], x: str, y: str, shape: list[int],
-                constants: tuple[float, np.ndarray, np.ndarray], inits: dict[str, Any]
-                ) -> bool:
+                constants: tuple[float, np.ndarray, np.ndarray], inits: dict[str, Any],
+                axis: int = -1) -> bool:
+    """Whether the nodes normalise ``x`` over ``axis`` with these constants, on probes."""
     eps, gamma, beta = constants
+    broadcast = [1] * len(shape)
+    broadcast[axis] = -1
+    gamma, beta = gamma.reshape(broadcast), beta.reshape(broadcast)
     rng = np.random.default_rng(0)
     for scale in (1e-3, 1.0, 30.0):  # small variances make a wrong epsilon show
         probe = (rng.standard_normal([2, *shape[1:]]) * scale + scale).astype(np.float32)
@@ -104,8 +108,8 @@ def _normalises(proto: Any, nodes: list[Any], x: str, y: str, shape: list[int],
         if got is None or got.shape != probe.shape:
             return False
         rows = probe.astype(np.float64)
-        mean = rows.mean(axis=-1, keepdims=True)
-        var = ((rows - mean) ** 2).mean(axis=-1, keepdims=True)
+        mean = rows.mean(axis=axis, keepdims=True)
+        var = ((rows - mean) ** 2).mean(axis=axis, keepdims=True)
         want = (rows - mean) / np.sqrt(var + eps) * gamma + beta
         if not np.allclose(got, want, rtol=1e-4, atol=1e-4 * (np.abs(want).max() + 1)):
             return False
@@ -148,6 +152,23 @@ def _scope(nodes: list[Any], end: str) -> str:
     return scope_of(next(n for n in nodes if end in n.output).name, end)
 
 
+def _LAST_PERM(rank: int) -> list[int]:  # noqa: N802 - reads as the constant it stands for
+    """NCHW -> NHWC for any rank: axis 1 last, the others in order."""
+    return [0, *range(2, rank), 1]
+
+
+def _channels_last(graph: Any, y: str, rank: int, readers: dict[str, list[Any]]) -> Any:
+    """The one reader of ``y``, when it is a ``Transpose`` that moves axis 1 last: a layer norm
+    tf2onnx wrote over the channels of an NCHW tensor (its transposes moved past it, after a
+    convolution) is then that transpose followed by a layer norm over the last axis."""
+    found = readers.get(y, [])
+    if len(found) != 1 or found[0].op_type != "Transpose" or \
+            y in {o.name for o in graph.output}:
+        return None
+    perm = next((list(a.ints) for a in found[0].attribute if a.name == "perm"), None)
+    return found[0] if perm == _LAST_PERM(rank) else None
+
+
 def fold_layer_norms(proto: Any, shapes: dict[str, list[int | None]]) -> int:
     """Replace each layer normalisation written out in arithmetic with ``LayerNormalization``;
     returns how many. Nothing changes below opset 17, where ONNX has no such operator."""
@@ -166,16 +187,31 @@ def fold_layer_norms(proto: Any, shapes: dict[str, list[int | None]]) -> int:
         inits, readers = initializers(graph), consumers(graph)
         region = _region(graph, x, NORMALISING, inits, readers)
         for nodes, y in _ends(graph, region or [], shape, readers, shapes):
+            channels_first = False
             constants = _constants(nodes, inits, shape[-1])
             if constants is None or not _normalises(proto, nodes, x, y, shape, constants, inits):
-                continue
+                after = _channels_last(graph, y, len(shape), readers)
+                constants = _constants(nodes, inits, shape[1]) if after is not None else None
+                if constants is None or not _normalises(proto, nodes, x, y, shape, constants,
+                                                        inits, axis=1):
+                    continue
+                channels_first = True
             eps, gamma, beta = constants
             scope = _scope(nodes, y)
             gamma_name = _add_initializer(graph, f"{scope}/gamma", gamma.astype(np.float32))
             beta_name = _add_initializer(graph, f"{scope}/beta", beta.astype(np.float32))
-            _replace(graph, nodes, [helper.make_node(
-                "LayerNormalization", [x, gamma_name, beta_name], [y],
-                name=f"{scope}/LayerNormalization", axis=-1, epsilon=eps)])
+            if channels_first:  # transpose first, then normalise the last axis
+                nodes, source = [*nodes, after], f"{scope}/channels_last"
+                new = [helper.make_node("Transpose", [x], [source], name=f"{scope}/Transpose",
+                                        perm=_LAST_PERM(len(shape))),
+                       helper.make_node("LayerNormalization", [source, gamma_name, beta_name],
+                                        [after.output[0]], name=f"{scope}/LayerNormalization",
+                                        axis=-1, epsilon=eps)]
+            else:
+                new = [helper.make_node("LayerNormalization", [x, gamma_name, beta_name], [y],
+                                        name=f"{scope}/LayerNormalization", axis=-1,
+                                        epsilon=eps)]
+            _replace(graph, nodes, new)
             done.add(x)
             changed += 1
             break

@@ -88,6 +88,35 @@ def test_a_keras_layer_norm_exports_as_one_operator(tmp_path):
         i.name for i in graph.initializer}
 
 
+def test_a_layer_norm_after_a_convolution_becomes_a_transpose_and_one_operator(tmp_path):
+    """After a convolution tf2onnx moves its NHWC transpose past the layer norm, which then
+    normalises axis 1 of NCHW (thirteen operators, with a Reshape of the mean); as the
+    transpose to NHWC followed by LayerNormalization over the last axis it is two (the
+    ConvNeXt block: 30 -> 17 operators, 1.24x at batch 1)."""
+    import keras
+
+    from edge_infer.export.exporter import ExportConfig, export
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((6, 6, 8), name="image")
+    norm = keras.layers.LayerNormalization(epsilon=1e-6)
+    x = norm(keras.layers.DepthwiseConv2D(3, padding="same")(image))
+    x = keras.layers.Dense(8)(keras.layers.Dense(16, activation="gelu")(x))
+    model = keras.Model(image, keras.layers.GlobalAveragePooling2D()(
+        keras.layers.Add()([image, x])))
+    norm.gamma.assign(np.linspace(0.5, 2.0, 8))
+    norm.beta.assign(np.linspace(-1.0, 1.0, 8))
+    model.save(tmp_path / "block.keras")
+    result = export(ExportConfig(tmp_path / "block.keras"))
+    ops = [n.op_type for n in onnx.load(str(result.path)).graph.node]
+    assert ops.count("LayerNormalization") == 1 and "Sqrt" not in ops, ops
+    assert ops[ops.index("LayerNormalization") - 1] == "Transpose"
+    x = np.random.default_rng(1).random((3, 6, 6, 8), dtype=np.float32) * 4
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"image": x})[0], np.asarray(model(x)),
+                               atol=1e-5)
+
+
 def _gelu(erf: str = "Erf", scale: float = 0.70710677):
     """What tf2onnx and export/tf_ops.py write for Keras' exact gelu on x[N, 6]:
     0.5 * x * (1 - erf(-x * scale)), then a residual add that is not part of it."""
