@@ -40,6 +40,14 @@ def _cases() -> dict[str, Callable[[], Any]]:
                 layers.GlobalAveragePooling1D()(x)
         return keras.Model(inputs, layers.Dense(3)(x))
 
+    def adapted(layer: Any, data: Any) -> Any:
+        """A preprocessing layer adapted to ``data`` (a shape: normal values of that shape)."""
+        import numpy as np
+
+        layer.adapt(np.random.default_rng(0).normal(2, 3, data).astype("float32")
+                    if isinstance(data, tuple) else data)
+        return layer
+
     image, steps = (12, 12, 3), (20, 4)
     return {
         "Dense": lambda: model((6,), layers.Dense(8, activation="relu")),
@@ -61,6 +69,10 @@ def _cases() -> dict[str, Callable[[], Any]]:
         "GroupNormalization": lambda: model(image, layers.Conv2D(4, 3),
                                             layers.GroupNormalization(groups=2)),
         "UnitNormalization": lambda: model((6,), layers.UnitNormalization()),
+        "Normalization (adapted)": lambda: model((6,), adapted(layers.Normalization(), (50, 6))),
+        "LayerNormalization after Conv2D": lambda: model(image, layers.Conv2D(4, 3),
+                                                         layers.LayerNormalization()),
+        "Conv2D groups": lambda: model((12, 12, 4), layers.Conv2D(8, 3, groups=2)),
         "AveragePooling2D": lambda: model(image, layers.AveragePooling2D(2)),
         "GlobalMaxPooling2D": lambda: model(image, layers.GlobalMaxPooling2D()),
         "UpSampling2D": lambda: model(image, layers.UpSampling2D()),
@@ -75,6 +87,10 @@ def _cases() -> dict[str, Callable[[], Any]]:
         "Dense gelu": lambda: model((6,), layers.Dense(8, activation="gelu")),
         "Embedding": lambda: model((12,), layers.Embedding(30, 8), dtype="int64",
                                    head=layers.GlobalAveragePooling1D()),
+        "TextVectorization (string input)": lambda: model(
+            (1,), adapted(layers.TextVectorization(max_tokens=20, output_sequence_length=6),
+                          ["a b c", "d e f a", "b c d e"]),
+            layers.Embedding(20, 4), dtype="string", head=layers.GlobalAveragePooling1D()),
         "SimpleRNN": lambda: model(steps, layers.SimpleRNN(8)),
         "LSTM": lambda: model(steps, layers.LSTM(8)),
         "GRU": lambda: model(steps, layers.GRU(8)),
