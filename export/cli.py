@@ -29,12 +29,15 @@ from edge_infer.train.tf_logging import quiet_tensorflow
 @click.option("--labels", default=None, metavar="NAMES",
               help="Class names in output order, comma-separated, for the metadata (what "
                    "`edge-infer run` prints).")
+@click.option("--unsafe", is_flag=True,
+              help="Load Lambda layers' Python code (Keras' safe_mode off): only for files "
+                   "you trust.")
 @click.option("--import", "imports", multiple=True, metavar="MODULE_OR_FILE",
               help="A module or .py file that defines the model's custom layers or model "
                    "class, imported before loading; repeatable.")
 @debug_option
 def export(source: Path, out: Path | None, opset: int, tolerance: float, samples: int,
-           no_optimize: bool, dataset: str | None, labels: str | None,
+           no_optimize: bool, dataset: str | None, labels: str | None, unsafe: bool,
            imports: tuple[str, ...]) -> None:
     """Convert a trained Keras model (a run folder from `edge-infer train`, a .keras
     file, or a legacy Keras 2 .h5 file) to ONNX, prove it computes the same on real samples,
@@ -53,7 +56,7 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
 
     config = ExportConfig(source=source, out=out, opset=opset, tolerance=tolerance,
                           samples=samples, optimize=not no_optimize, imports=imports,
-                          dataset=dataset,
+                          dataset=dataset, safe_mode=not unsafe,
                           labels=tuple(n.strip() for n in labels.split(",")) if labels else ())
     require_training_stack("edge-infer export")
     quiet_tensorflow()

@@ -57,6 +57,7 @@ class ExportConfig:
     imports: tuple[str, ...] = ()  # modules or .py files defining custom layers
     dataset: str | None = None  # real samples for the parity proof, instead of the run's
     labels: tuple[str, ...] = ()  # class names in output order, for the metadata
+    safe_mode: bool = True  # Keras' safe_mode: False runs the Python a Lambda layer holds
 
     def __post_init__(self) -> None:
         from edge_infer.runtime.errors import UsageError
@@ -347,10 +348,13 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
 
     custom = custom_objects(config.imports)
     try:
-        model = keras.models.load_model(keras_file, custom_objects=custom)
+        model = keras.models.load_model(keras_file, custom_objects=custom,
+                                        safe_mode=config.safe_mode)
     except Exception as exc:
         hint = ("; if the model has custom layers, name the module or .py file that defines "
-                "them with --import" if "Could not locate" in str(exc) and not custom else "")
+                "them with --import" if "Could not locate" in str(exc) and not custom else
+                "; if you trust this file, --unsafe loads its Lambda layers' code"
+                if "safe_mode=False" in str(exc) else "")
         raise SourceError(f"{keras_file} is not a loadable Keras model ({exc}){hint}") from None
     model = _symbolic(model, keras_file)
     log(f"converting {keras_file} with tf2onnx (opset {config.opset})")

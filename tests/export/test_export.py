@@ -586,3 +586,16 @@ def test_grouped_convolutions_export_as_onnx_conv_groups(tmp_path):
                     for a in n.attribute if a.name == "group")
     assert groups == [3, 4, 8]
     assert backend_nn.conv is before
+
+
+def test_lambda_layers_load_only_when_trusted(tmp_path):
+    """Keras refuses to run the Python a Lambda layer holds unless told the file is trusted;
+    the refusal names --unsafe, which loads it."""
+    import keras
+
+    x = keras.Input((6,), name="x")
+    scaled = keras.layers.Lambda(lambda v: v * 2.0 - 1.0)(x)
+    keras.Model(x, keras.layers.Dense(3)(scaled)).save(tmp_path / "lambda.keras")
+    with pytest.raises(SourceError, match="--unsafe"):
+        export(ExportConfig(tmp_path / "lambda.keras"))
+    assert export(ExportConfig(tmp_path / "lambda.keras", safe_mode=False)).parity.passed
