@@ -358,15 +358,23 @@ def export(config: ExportConfig, log: Log | None = None) -> ExportResult:
         raise SourceError(f"{keras_file} is not a loadable Keras model ({exc}){hint}") from None
     model = _symbolic(model, keras_file)
     log(f"converting {keras_file} with tf2onnx (opset {config.opset})")
-    if config.labels:
-        if info.get("metadata", {}).get("edge_infer.labels"):
-            log(f"labels: {', '.join(config.labels)} replace the run's")
-        info = {**info, "task": "classification", "metadata": {
-            **info.get("metadata", {}),
-            **ModelMetadata(task="classification", labels=config.labels).to_props()}}
-    return _export_loaded(model, out, config, info, metrics, log, lambda: (
-        _dataset_samples(model, config.dataset, config.samples) if config.dataset
-        else _samples(model, run_dir, info, config.samples, log)))
+    if config.labels and info.get("metadata", {}).get("edge_infer.labels"):
+        log(f"labels: {', '.join(config.labels)} replace the run's")
+    return _export_loaded(model, out, config, _with_labels(info, config.labels), metrics, log,
+                          lambda: (_dataset_samples(model, config.dataset, config.samples)
+                                   if config.dataset
+                                   else _samples(model, run_dir, info, config.samples, log)))
+
+
+def _with_labels(info: dict[str, Any], labels: Sequence[str], task: str | None = None
+                 ) -> dict[str, Any]:
+    """A run's model.json facts with the class names (and task) given for the export; as they
+    were when none are (with none, parity guesses classifiers from the outputs' shape)."""
+    if not labels and not task:
+        return info
+    task = task or "classification"
+    meta = ModelMetadata(task=task, labels=tuple(labels) if labels else None).to_props()
+    return {**info, "task": task, "metadata": {**info.get("metadata", {}), **meta}}
 
 
 def _dataset_samples(model: Any, spec: str, count: int) -> list[np.ndarray]:
@@ -422,13 +430,9 @@ def export_keras(model: Any, out: Path | str, samples: Any = None, *,
     config = ExportConfig(source=out, out=out, opset=opset, tolerance=tolerance,
                           samples=max(1, len(xs[0])) if xs else 256, optimize=optimize,
                           labels=tuple(labels or ()))
-    info: dict[str, Any] = {}  # empty: parity guesses classifiers from the outputs' shape
-    if task or labels:
-        info = {"task": task or "classification", "metadata": ModelMetadata(
-            task=task or "classification", labels=tuple(labels) if labels else None).to_props()}
     log(f"converting {model.name} with tf2onnx (opset {opset})")
-    return _export_loaded(model, out, config, info, {}, log, lambda: xs or _noise_samples(
-        model, config.samples, log))
+    return _export_loaded(model, out, config, _with_labels({}, labels or (), task), {}, log,
+                          lambda: xs or _noise_samples(model, config.samples, log))
 
 
 def _as_inputs(model: Any, samples: Any) -> list[np.ndarray]:
