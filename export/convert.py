@@ -9,12 +9,10 @@ outputs' names so that the runtime shows ``probabilities``, not ``Identity:0``.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 from .errors import ConversionError
+from .quiet import dropped
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13
@@ -57,7 +55,7 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     function = tf.function(forward, input_signature=signature)
     constants = _captured_constants(function, signature)
     try:
-        with keras3_rnn_rewriter(), _without_conversion_noise():
+        with keras3_rnn_rewriter(), dropped(CONVERSION_NOISE):
             proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
                                                      opset=opset, custom_op_handlers=HANDLERS)
     except Exception as exc:  # tf2onnx raises many types
@@ -108,19 +106,8 @@ def _inline_constants(proto: Any, constants: dict[str, Any]) -> None:
                                                                    value.name))
 
 
-class _Dropped(logging.Filter):
-    """Drops the records whose message starts with one of ``prefixes``."""
-
-    def __init__(self, *prefixes: str) -> None:
-        super().__init__()
-        self.prefixes = prefixes
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefixes)
-
-
-# logger -> messages that read as failures in a good conversion
-_NOISE = {
+# logger -> how the messages that read as failures in a good conversion begin
+CONVERSION_NOISE = {
     # TensorFlow, when the process holds a lookup table (a TextVectorization adapted for
     # training, as in `edge-infer pipeline` on text): tf2onnx exports a meta graph, TensorFlow
     # cannot serialise the table's collection and says so in three lines ending "'NoneType'
@@ -131,19 +118,6 @@ _NOISE = {
     # the result is checked against Keras all the same.
     "tf2onnx.optimizer": ("Failed to apply",),
 }
-
-
-@contextlib.contextmanager
-def _without_conversion_noise() -> Iterator[None]:
-    """Hide, while tf2onnx converts, the messages in ``_NOISE``; every other warning shows."""
-    filters = [(logging.getLogger(name), _Dropped(*prefixes)) for name, prefixes in _NOISE.items()]
-    for logger, noise in filters:
-        logger.addFilter(noise)
-    try:
-        yield
-    finally:
-        for logger, noise in filters:
-            logger.removeFilter(noise)
 
 
 def output_names(model: Any) -> list[str]:

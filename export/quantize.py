@@ -17,13 +17,11 @@ and refuses (writing nothing) when the accuracy drops by more than ``max_accurac
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +33,7 @@ from edge_infer.runtime.dtypes import numpy_dtype
 from edge_infer.runtime.errors import EdgeInferError, UnknownNameError, UsageError
 from edge_infer.runtime.predictions import predicted_classes
 
+from .quiet import dropped
 from .samples import Samples, count, feeds, rows
 from .sensitivity import LayerError, layer_errors, worst_jump
 
@@ -489,7 +488,7 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         excluded = list(config.exclude)
         for attempt in range(config.auto_exclude + 1):
             config = replace(config, exclude=tuple(excluded))
-            with _quiet_quantizer():
+            with dropped(QUANTIZER_NOISE):
                 recipe.apply(src, candidate, config, calibration)
             _tidy_file(candidate)
             if original is None:  # timed right after the quantizer, like the quantized model
@@ -529,24 +528,10 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     return result
 
 
-class _NotFloatNoise(logging.Filter):
-    """onnxruntime's quantizer logs, on the root logger, a protobuf dump of a dozen lines for
-    every tensor it leaves alone because it is not float (a mask's booleans, token ids): the
-    right thing to do, and nothing a user can act on."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Inference failed or unsupported type to quantize")
-
-
-@contextlib.contextmanager
-def _quiet_quantizer() -> Iterator[None]:
-    root = logging.getLogger()
-    noise = _NotFloatNoise()
-    root.addFilter(noise)
-    try:
-        yield
-    finally:
-        root.removeFilter(noise)
+# onnxruntime's quantizer logs, on the root logger, a protobuf dump of a dozen lines for every
+# tensor it leaves alone because it is not float (a mask's booleans, token ids): the right thing
+# to do, and nothing a user can act on
+QUANTIZER_NOISE = {"": ("Inference failed or unsupported type to quantize",)}
 
 
 def _note_foreign_target(device: str, log: Log) -> None:
