@@ -37,10 +37,15 @@ def plain_grouped_convolutions(model: Any) -> Iterator[int]:
         yield 0
         return
     import tensorflow as tf
-    from keras.src.backend import config as backend_config
-    from keras.src.backend.tensorflow import nn as backend_nn
 
-    original = backend_nn.conv
+    try:  # Keras internals: another Keras may move them; then nothing is patched
+        from keras.src.backend import config as backend_config
+        from keras.src.backend.tensorflow import nn as backend_nn
+
+        original = backend_nn.conv
+    except (ImportError, AttributeError):
+        yield 0
+        return
 
     def conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid",
              data_format: str | None = None, dilation_rate: Any = 1) -> Any:
