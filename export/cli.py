@@ -24,8 +24,8 @@ from edge_infer.train.tf_logging import quiet_tensorflow
               help="Skip onnxruntime's basic offline graph optimisation.")
 @click.option("-d", "--dataset", default=None, metavar="SPEC",
               help="Real samples to prove parity on (default: the run's): a dataset name, "
-                   "an .npz, a .csv of label,text rows or a folder of images; an .npz with one "
-                   "array per input for several.")
+                   "an .npz or a folder of images; an .npz with one array per input for "
+                   "several.")
 @click.option("--labels", default=None, metavar="NAMES",
               help="Class names in output order, comma-separated, for the metadata (what "
                    "`edge-infer run` prints).")
