@@ -142,7 +142,7 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
 
     from .evaluate import evaluate
     from .exporter import ExportConfig, export
-    from .quantize import AccuracyGuardError, QuantizeConfig, quantize
+    from .quantize import QuantizeConfig, RefusedError, quantize
     from .report import accuracy_change, kib, write_report
 
     log = log or (lambda _m: None)
@@ -184,7 +184,7 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
             if larger:
                 log(f"  {quantized.path.name} is not smaller than float32; the float32 model "
                     "is the result")
-        except AccuracyGuardError as exc:
+        except RefusedError as exc:  # the accuracy guard, or a model onnxruntime cannot open
             refused = str(exc)
             log(f"  refused: {refused}; the float32 model is the result")
         models = {"float32": exported.path}

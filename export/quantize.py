@@ -44,8 +44,18 @@ Log = Callable[[str], None]
 PER_LAYER_SAMPLES = 512  # enough for a stable error figure, cheap on any zoo model
 
 
-class AccuracyGuardError(EdgeInferError):
+class RefusedError(EdgeInferError):
+    """The quantized model is not one to write; nothing was written (the float32 model stays
+    the one to deploy)."""
+
+
+class AccuracyGuardError(RefusedError):
     """The quantized model lost more accuracy than allowed; nothing was written."""
+
+
+class UnloadableError(RefusedError):
+    """onnxruntime cannot open the quantized model (or crashes opening it); nothing was
+    written."""
 
 
 @dataclass(frozen=True)
@@ -491,6 +501,11 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
             with dropped(QUANTIZER_NOISE):
                 recipe.apply(src, candidate, config, calibration)
             _tidy_file(candidate)
+            failure = _opening_failure(candidate)
+            if failure:
+                raise UnloadableError(
+                    f"onnxruntime {_ort_version()} {failure} opening the {method} model; "
+                    f"nothing was written; {recipe.alternatives}")
             if original is None:  # timed right after the quantizer, like the quantized model
                 original = evaluate_onnx(src, x, y, task)
             quantized = evaluate_onnx(candidate, x, y, task)
@@ -532,6 +547,31 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
 # tensor it leaves alone because it is not float (a mask's booleans, token ids): the right thing
 # to do, and nothing a user can act on
 QUANTIZER_NOISE = {"": ("Inference failed or unsupported type to quantize",)}
+
+
+def _opening_failure(path: Path) -> str | None:
+    """None when onnxruntime opens the file; else how it failed. Tried in a child process: a
+    crash in onnxruntime's graph optimizer (1.32 segfaults on an fp16 SimpleRNN between two
+    transposes and a MatMul) would otherwise end this process, and with it the user's."""
+    import subprocess
+    import sys
+
+    code = ("import sys, onnxruntime as ort; "
+            "ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True)
+    if done.returncode == 0:
+        return None
+    if done.returncode < 0:
+        return f"crashed (signal {-done.returncode})"
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    return f"failed ({lines[-1] if lines else f'exit status {done.returncode}'})"
+
+
+def _ort_version() -> str:
+    import onnxruntime as ort
+
+    return ort.__version__
 
 
 def _note_foreign_target(device: str, log: Log) -> None:

@@ -518,6 +518,84 @@ def test_tensors_left_in_float_for_not_being_float_are_not_dumped_in_the_log(tmp
     assert not logging.getLogger().filters  # the filter is gone afterwards
 
 
+def _rnn_then_matmul(path):
+    """ids -> embedding -> transpose -> RNN -> squeeze -> transpose -> MatMul -> softmax: the
+    graph whose fp16 version onnxruntime 1.32's optimizer segfaults on (found by random
+    models: a SimpleRNN before attention)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def init(name, *shape):
+        return numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
+
+    inits = [init("embedding", 40, 16), init("rnn/W", 1, 16, 16), init("rnn/R", 1, 16, 16),
+             init("rnn/B", 1, 32), init("dense/w", 16, 3),
+             numpy_helper.from_array(np.array([1], np.int64), "axes")]
+    nodes = [helper.make_node("Gather", ["embedding", "ids"], ["embedded"], name="embedding"),
+             helper.make_node("Transpose", ["embedded"], ["steps"], name="rnn/in", perm=[1, 0, 2]),
+             helper.make_node("RNN", ["steps", "rnn/W", "rnn/R", "rnn/B"], ["y", "y_h"],
+                              name="rnn/RNN", hidden_size=16),
+             helper.make_node("Squeeze", ["y", "axes"], ["y3"], name="rnn/Squeeze"),
+             helper.make_node("Transpose", ["y3"], ["rows"], name="rnn/out", perm=[1, 0, 2]),
+             helper.make_node("MatMul", ["rows", "dense/w"], ["logits"], name="dense/MatMul"),
+             helper.make_node("ReduceMean", ["logits"], ["pooled"], name="pool", axes=[1],
+                              keepdims=0),
+             helper.make_node("Softmax", ["pooled"], ["probabilities"], name="dense/Softmax")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT32, ["N", 12])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_a_quantized_model_onnxruntime_crashes_on_is_refused_and_this_process_survives(
+        tmp_path):
+    """Opening the quantized file is tried in a child process first: a crash there is a
+    refusal with the alternatives, not the end of the caller. (If onnxruntime no longer
+    crashes on this graph, the fp16 model is written as usual.)"""
+    import onnxruntime as ort
+
+    from edge_infer.export.quantize import UnloadableError
+
+    path = _rnn_then_matmul(tmp_path / "rnn.onnx")
+    ids = np.random.default_rng(1).integers(1, 40, (40, 12)).astype(np.int32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.savez(tmp_path / "ids.npz", x_train=ids, y_train=session.run(None, {"ids": ids})[0]
+             .argmax(axis=1))
+    config = QuantizeConfig(path, method="fp16", dataset=str(tmp_path / "ids.npz"),
+                            max_accuracy_drop=100, out=tmp_path / "rnn.fp16.onnx")
+    try:
+        quantize(config)
+    except UnloadableError as exc:
+        assert "crashed" in str(exc) and "try --method dynamic" in str(exc)
+        assert not (tmp_path / "rnn.fp16.onnx").exists()
+    else:
+        assert (tmp_path / "rnn.fp16.onnx").is_file()
+
+
+def test_opening_failures_are_described(tmp_path, monkeypatch):
+    from edge_infer.export.quantize import UnloadableError, _opening_failure
+
+    good = _two_input_classifier(tmp_path / "good.onnx")
+    assert _opening_failure(good) is None
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    assert _opening_failure(tmp_path / "bad.onnx").startswith("failed (")
+    monkeypatch.setattr(qmod, "_opening_failure", lambda _path: "crashed (signal 11)")
+    with pytest.raises(UnloadableError, match="crashed .signal 11. opening the dynamic model"):
+        quantize(QuantizeConfig(_pooled_classifier(tmp_path / "m.onnx", [12, 16], ids=False),
+                                method="dynamic", dataset=str(_npz(tmp_path)),
+                                out=tmp_path / "q.onnx"))
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def _npz(tmp_path):
+    x = np.random.default_rng(2).random((30, 12, 16), dtype=np.float32)
+    np.savez(tmp_path / "seq.npz", x_train=x, y_train=np.arange(30) % 3)
+    return tmp_path / "seq.npz"
+
+
 def test_a_model_with_two_inputs_needs_named_arrays(tmp_path):
     path = _two_input_classifier(tmp_path / "two.onnx")
     result = CliRunner().invoke(cli, ["quantize", str(path), "--method", "dynamic"])
