@@ -41,7 +41,7 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     import tensorflow as tf
     import tf2onnx
 
-    signature = tuple(tf.TensorSpec((None, *inp.shape[1:]), inp.dtype, name=inp.name)
+    signature = tuple(tf.TensorSpec((None, *inp.shape[1:]), inp.dtype, name=input_name(inp))
                       for inp in model.inputs)
     single = len(signature) == 1
 
@@ -118,6 +118,14 @@ CONVERSION_NOISE = {
     # the result is checked against Keras all the same.
     "tf2onnx.optimizer": ("Failed to apply",),
 }
+
+
+def input_name(tensor: Any) -> str:
+    """A model input's name: its ``Input`` layer's, which Keras saves and so is the same each
+    time a file is loaded, not the symbolic tensor's, which for an unnamed input of a model held
+    in memory is a process-wide counter (``keras_tensor_156``)."""
+    layer = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+    return layer.name if type(layer).__name__ == "InputLayer" else tensor.name
 
 
 def output_names(model: Any) -> list[str]:

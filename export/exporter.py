@@ -31,7 +31,7 @@ from edge_infer.runtime.atomic import atomic_open
 from edge_infer.runtime.metadata import ModelMetadata
 
 from .attention import matmul_attention
-from .convert import DEFAULT_OPSET, check_opset, keras_to_onnx, set_metadata
+from .convert import DEFAULT_OPSET, check_opset, input_name, keras_to_onnx, set_metadata
 from .custom_code import custom_objects
 from .errors import ConversionError, ParityError, SourceError
 from .grouped_conv import plain_grouped_convolutions
@@ -385,7 +385,7 @@ def _dataset_samples(model: Any, spec: str, count: int) -> list[np.ndarray]:
     from edge_infer.train.datasets.files import kind_for_input
     from edge_infer.train.errors import DatasetError
 
-    names = [inp.name for inp in model.inputs]
+    names = [input_name(inp) for inp in model.inputs]
     if len(names) > 1:
         if not spec.endswith(".npz"):
             raise UsageError(f"the model has {len(names)} inputs ({', '.join(names)}): "
@@ -437,7 +437,7 @@ def export_keras(model: Any, out: Path | str, samples: Any = None, *,
 
 def _as_inputs(model: Any, samples: Any) -> list[np.ndarray]:
     """One array per model input, from an array, a list or a dict by input name."""
-    names = [inp.name for inp in model.inputs]
+    names = [input_name(inp) for inp in model.inputs]
     if isinstance(samples, dict):
         missing = [n for n in names if n not in samples]
         if missing:
@@ -487,7 +487,7 @@ def _export_loaded(model: Any, out: Path, config: ExportConfig, info: dict[str, 
     _tidy(proto)
     props = _metadata(model, info, metrics)
     if front is not None:
-        _rename_input(proto, network.inputs[0].name, front.input_name)
+        _rename_input(proto, input_name(network.inputs[0]), front.input_name)
         props = {**ModelMetadata(preprocess=front.preprocess).to_props(), **props}
     set_metadata(proto, props)
     proto.producer_name, proto.producer_version = "edge-infer", _versions().get("edge-infer", "")

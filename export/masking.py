@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .final_state import RECURRENT, last_step_reads, read_final_state
+from .convert import input_name
 from .layer_calls import all_layers, replaced_calls
 from .names import rename_tensors
 from .simplify import _add_initializer, _shapes, remove_dead
@@ -90,12 +91,12 @@ def masked_input(model: Any) -> MaskedInput | None:
     if isinstance(source, keras.layers.Embedding):
         if len(shape) != 2 or shape[1] is None or "int" not in str(spec.dtype):
             return None
-        return MaskedInput(spec.name, int(shape[1]), source.name,
+        return MaskedInput(input_name(spec), int(shape[1]), source.name,
                            vocabulary=int(source.input_dim), dtype=str(spec.dtype))
     if len(shape) != 3 or None in shape[1:] or "float" not in str(spec.dtype) \
             or not np.isfinite(float(source.mask_value)):
         return None
-    return MaskedInput(spec.name, int(shape[1]), source.name, features=int(shape[2]),
+    return MaskedInput(input_name(spec), int(shape[1]), source.name, features=int(shape[2]),
                        mask_value=float(source.mask_value))
 
 

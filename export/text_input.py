@@ -24,6 +24,7 @@ import numpy as np
 
 from edge_infer.runtime.metadata import SPLITS, STANDARDIZE, TextPreprocess
 
+from .convert import input_name
 from .errors import ConversionError
 
 PROBE_SENTENCES = 64
@@ -80,7 +81,7 @@ def text_front(model: Any) -> TextFront | None:
     strings = [inp for inp in model.inputs if "string" in str(inp.dtype)]
     if not strings:
         return None
-    name = strings[0].name
+    name = input_name(strings[0])
     vectorizers = [layer for layer in model.layers
                    if isinstance(layer, keras.layers.TextVectorization)]
     if len(model.inputs) > 1 or len(vectorizers) != 1:

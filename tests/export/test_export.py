@@ -264,6 +264,10 @@ def test_a_model_in_memory_exports_with_its_samples_and_labels(tmp_path):
     assert same.parity.top1_agreement == 1.0  # no labels: a softmax still reads as classes
     with pytest.raises(SourceError, match="no array for input features"):
         export_keras(model, tmp_path / "e.onnx", samples={"x": rows})
+    unnamed = keras.Input((4,))  # its tensor is keras_tensor_N, N counting every tensor made
+    plain = export_keras(keras.Model(unnamed, keras.layers.Dense(2)(unnamed)),
+                         tmp_path / "plain.onnx", samples=rows)
+    assert Model(plain.path).signature.input_names[0].startswith("input_layer")
     with pytest.raises(SourceError, match="must end in .onnx"):
         export_keras(model, tmp_path / "m.keras", samples=rows)
     with pytest.raises(ParityError):
