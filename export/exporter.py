@@ -21,8 +21,8 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -213,6 +213,13 @@ def _keras_outputs(model: Any, xs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
+# layers traced differently for export (each a context manager over the model that yields
+# how many layers it rewrote), all undone when the converted graph differs from Keras
+TRACE_REWRITES = {"TimeDistributed": folded_time_distributed,
+                  "MultiHeadAttention": matmul_attention,
+                  "grouped convolution": plain_grouped_convolutions}
+
+
 def _convert(model: Any, config: ExportConfig, log: Log | None = None,
              rewrite_layers: bool = True) -> Any:
     """tf2onnx's graph, optimised and simplified unless ``config.optimize`` is off.
@@ -222,12 +229,8 @@ def _convert(model: Any, config: ExportConfig, log: Log | None = None,
     inputs, and ``rewrite_layers`` is on."""
     say = log or (lambda _msg: None)
     with contextlib.ExitStack() as stack:
-        rewritten = {"TimeDistributed": 0, "MultiHeadAttention": 0, "grouped convolution": 0}
-        if rewrite_layers:
-            rewritten = {"TimeDistributed": stack.enter_context(folded_time_distributed(model)),
-                         "MultiHeadAttention": stack.enter_context(matmul_attention(model)),
-                         "grouped convolution": stack.enter_context(
-                             plain_grouped_convolutions(model))}
+        rewritten = {name: stack.enter_context(rewrite(model))
+                     for name, rewrite in TRACE_REWRITES.items()} if rewrite_layers else {}
         proto = keras_to_onnx(model, opset=config.opset)
     if config.optimize:
         converted = len(proto.graph.node)
@@ -381,32 +384,18 @@ def _dataset_samples(model: Any, spec: str, count: int) -> list[np.ndarray]:
     """The first ``count`` test inputs of a dataset the user named: one array per input (an
     .npz of arrays named after the inputs, for several), read as the model's input says."""
     from edge_infer.runtime.errors import UsageError
-    from edge_infer.train.datasets import load_dataset
-    from edge_infer.train.datasets.files import kind_for_input
-    from edge_infer.train.errors import DatasetError
+
+    from .samples import dataset_for_input, named_arrays
 
     names = [input_name(inp) for inp in model.inputs]
     if len(names) > 1:
         if not spec.endswith(".npz"):
             raise UsageError(f"the model has {len(names)} inputs ({', '.join(names)}): "
                              "--dataset takes an .npz with one array per input, named after it")
-        with np.load(spec, allow_pickle=False) as archive:
-            missing = [n for n in names if n not in archive.files]
-            if missing:
-                raise UsageError(f"{spec} has no array for input {', '.join(missing)}")
-            return [archive[n][:count] for n in names]
+        arrays = named_arrays(spec, names)
+        return [arrays[n][:count] for n in names]
     inp = model.inputs[0]
-    integer = "int" in str(inp.dtype)
-    try:
-        x = load_dataset(spec, kind=kind_for_input(len(inp.shape), integer)).x_test[:count]
-    except DatasetError as exc:
-        raise UsageError(f"--dataset {spec}: {exc}") from None
-    want = tuple(inp.shape[1:])
-    if x.ndim != len(inp.shape) or any(d is not None and d != n
-                                       for d, n in zip(want, x.shape[1:])):
-        raise UsageError(f"{spec} gives inputs of shape {list(x.shape[1:])}, but the model "
-                         f"takes {list(want)}")
-    return [x.astype(str(inp.dtype)) if integer else x]
+    return [dataset_for_input(spec, tuple(inp.shape), np.dtype(str(inp.dtype))).x_test[:count]]
 
 
 def export_keras(model: Any, out: Path | str, samples: Any = None, *,

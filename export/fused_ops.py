@@ -152,7 +152,7 @@ def _scope(nodes: list[Any], end: str) -> str:
     return scope_of(next(n for n in nodes if end in n.output).name, end)
 
 
-def _LAST_PERM(rank: int) -> list[int]:  # noqa: N802 - reads as the constant it stands for
+def _channels_last_perm(rank: int) -> list[int]:
     """NCHW -> NHWC for any rank: axis 1 last, the others in order."""
     return [0, *range(2, rank), 1]
 
@@ -166,7 +166,7 @@ def _channels_last(graph: Any, y: str, rank: int, readers: dict[str, list[Any]])
             y in {o.name for o in graph.output}:
         return None
     perm = next((list(a.ints) for a in found[0].attribute if a.name == "perm"), None)
-    return found[0] if perm == _LAST_PERM(rank) else None
+    return found[0] if perm == _channels_last_perm(rank) else None
 
 
 def fold_layer_norms(proto: Any, shapes: dict[str, list[int | None]]) -> int:
@@ -203,7 +203,7 @@ def fold_layer_norms(proto: Any, shapes: dict[str, list[int | None]]) -> int:
             if channels_first:  # transpose first, then normalise the last axis
                 nodes, source = [*nodes, after], f"{scope}/channels_last"
                 new = [helper.make_node("Transpose", [x], [source], name=f"{scope}/Transpose",
-                                        perm=_LAST_PERM(len(shape))),
+                                        perm=_channels_last_perm(len(shape))),
                        helper.make_node("LayerNormalization", [source, gamma_name, beta_name],
                                         [after.output[0]], name=f"{scope}/LayerNormalization",
                                         axis=-1, epsilon=eps)]

@@ -34,7 +34,7 @@ from edge_infer.runtime.errors import EdgeInferError, UnknownNameError, UsageErr
 from edge_infer.runtime.predictions import predicted_classes
 
 from .quiet import dropped
-from .samples import Samples, count, feeds, rows
+from .samples import Samples, count, dataset_for_input, feeds, named_arrays, rows
 from .sensitivity import LayerError, layer_errors, worst_jump
 
 METHODS = ("auto", "dynamic", "static", "fp16")
@@ -330,35 +330,6 @@ def _run_dir(model: Path) -> Path | None:
     return model.parent if (model.parent / "model.json").is_file() else None
 
 
-def _kind_for(spec: Any) -> str | None:
-    from edge_infer.train.datasets.files import kind_for_input
-
-    dtype = numpy_dtype(spec.type)
-    return kind_for_input(len(spec.shape or ()), dtype is not None and dtype.kind in "iu")
-
-
-def _typed_like(data: Any, spec: Any) -> Any:
-    """The dataset with integer inputs in the model's own integer type (datasets hold token ids
-    as int64; a model may take int32), where every value survives the cast."""
-    want = numpy_dtype(spec.type)
-    if want is None or want.kind not in "iu" or data.x_test.dtype == want:
-        return data
-    parts = {name: getattr(data, name) for name in ("x_train", "x_val", "x_test")}
-    if any(a.size and (a.min() < np.iinfo(want).min or a.max() > np.iinfo(want).max)
-           for a in parts.values()):
-        return data
-    return replace(data, **{name: a.astype(want) for name, a in parts.items()})
-
-
-def _fits(x: np.ndarray, shape: tuple | None) -> bool:
-    """Whether samples ``x`` match a model input's static dimensions (batch aside)."""
-    if shape is None:
-        return True
-    if len(shape) != x.ndim:
-        return False
-    return all(not isinstance(d, int) or d == n for d, n in zip(shape[1:], x.shape[1:]))
-
-
 def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
               ) -> tuple[Samples, Samples, np.ndarray | None, str | None]:
     """Calibration inputs, evaluation inputs and targets, and the task."""
@@ -374,19 +345,15 @@ def load_data(model: Path, dataset: str | None, calibration_size: int, log: Log
     spec = dataset or (info.get("dataset_spec") if task != "generation" else None)
     if spec:
         from edge_infer.runtime.metadata import ModelMetadata, TextPreprocess
-        from edge_infer.train.datasets import load_dataset
 
         try:
             file_info = read_model_info(model)
             expected = ModelMetadata.from_props(file_info.metadata).preprocess
             # a text model's own vocabulary encodes the rows, without TensorFlow
             text = expected if isinstance(expected, TextPreprocess) else None
-            data = load_dataset(spec, seed=info.get("seed", 0), text=text,
-                                kind=_kind_for(file_info.inputs[0]))
-            data = _typed_like(data, file_info.inputs[0])
-            if not _fits(data.x_test, file_info.inputs[0].shape):
-                raise UsageError(f"{spec} gives inputs of shape {list(data.x_test.shape[1:])}, "
-                                 f"but {model.name} takes {list(file_info.inputs[0].shape or [])}")
+            first = file_info.inputs[0]
+            data = dataset_for_input(spec, first.shape, numpy_dtype(first.type),
+                                     seed=info.get("seed", 0), text=text)
             if expected is None or data.preprocess == expected:
                 task = task or data.task
                 y = data.x_test if task == "reconstruction" else data.y_test
@@ -409,27 +376,12 @@ def _named_arrays(model: Path, names: list[str], dataset: str | None, calibratio
                   ) -> tuple[Samples, Samples, np.ndarray | None, str | None]:
     """A multi-input model's samples: an .npz with one array per input, named after it, and
     optionally ``y`` (integer class labels make it a classifier's test, others a regressor's)."""
-    import zipfile
-
     if not dataset or not dataset.endswith(".npz"):
         raise UsageError(f"{model.name} has {len(names)} inputs ({', '.join(names)}); pass "
                          "--dataset FILE.npz with one array per input, named after it, and "
                          "optionally y (the targets)")
-    try:
-        with np.load(dataset, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise UsageError(f"{dataset} is not a readable .npz file ({exc})") from None
-    missing = [n for n in names if n not in arrays]
-    if missing:
-        raise UsageError(f"{dataset} has no array for input {', '.join(missing)}; expected "
-                         f"{', '.join(names)} (and optionally y), found "
-                         f"{', '.join(arrays) or 'none'}")
+    arrays = named_arrays(dataset, names, optional=("y",))
     x = {n: arrays[n] for n in names}
-    sizes = {len(a) for a in x.values()} | ({len(arrays["y"])} if "y" in arrays else set())
-    if len(sizes) != 1:
-        raise UsageError(f"{dataset}: the arrays hold different numbers of samples "
-                         f"({', '.join(f'{k} {len(v)}' for k, v in arrays.items())})")
     y = arrays.get("y")
     task = None if y is None else (
         "classification" if y.dtype.kind in "iu" and y.ndim == 1 else "regression")
