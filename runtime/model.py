@@ -6,7 +6,9 @@ re-reads, no copies on the fast path) and hands them to ``InferenceSession.run``
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
@@ -120,8 +122,11 @@ class Model:
     def _create_session(self, so: ort.SessionOptions, providers: list[str],
                         options: list[dict[str, Any]]) -> ort.InferenceSession:
         try:
-            return ort.InferenceSession(self.location, sess_options=so, providers=providers,
-                                        provider_options=options)
+            # When a provider fails to start, onnxruntime prints its fallback notice with
+            # print(): keep it off standard output, which may be JSON (`bench --format json`).
+            with contextlib.redirect_stdout(sys.stderr):
+                return ort.InferenceSession(self.location, sess_options=so,
+                                            providers=providers, provider_options=options)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             # Tell a file that is not a model apart from a model onnxruntime cannot run.
             from .modelfile import read_model_info

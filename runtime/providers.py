@@ -4,12 +4,21 @@ A registry maps each short name to onnxruntime's provider name, the friendly opt
 accepts, and its place in the ``auto`` order. Resolution never hands onnxruntime a provider its
 build lacks: those are dropped with one :class:`ProviderFallbackWarning` that names what is
 available (or raise :class:`ProviderUnavailableError` when ``strict``).
+
+A provider the build lists can still be unusable: ``onnxruntime-gpu`` lists TensorRT whether or
+not TensorRT is installed. onnxruntime then prints a dozen lines of errors, some of them to
+standard output (where ``--format json`` writes), and falls back. So on Linux, where such a
+provider is a library of its own, it is loaded here first, the way onnxruntime loads it; one
+that cannot load is left out of ``auto`` and reported in one line with the loader's reason.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 import warnings
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import ProviderFallbackWarning, ProviderUnavailableError, UnknownNameError
 from .records import Record, field
@@ -24,6 +33,9 @@ class ProviderSpec(Record):
     auto_rank: int | None = None  # lower is preferred by ``auto``; None: only on request
     aliases: Mapping[str, str] = field(default_factory=dict)
     implied: Mapping[str, str] = field(default_factory=dict)  # set when their alias is used
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # unless the user sets them
+    library: str | None = None  # onnxruntime/capi/libonnxruntime_providers_<library>.so
+    needs: str = ""  # what to install when that library cannot load
 
 
 PROVIDERS: dict[str, ProviderSpec] = {}
@@ -39,26 +51,37 @@ register(ProviderSpec(
     aliases={"fp16": "trt_fp16_enable", "int8": "trt_int8_enable",
              "cache": "trt_engine_cache_path", "device_id": "device_id",
              "workspace": "trt_max_workspace_size"},
-    implied={"trt_engine_cache_path": "trt_engine_cache_enable"}))
+    implied={"trt_engine_cache_path": "trt_engine_cache_enable"},
+    library="tensorrt", needs="TensorRT and the CUDA libraries of this onnxruntime build"))
+# onnxruntime's CUDA provider runs float32 MatMul/Conv in TF32 on Ampere and newer GPUs (Jetson
+# Orin too) unless told not to: 10-bit mantissas, 3.2e-4 from the CPU's output on the digits cnn
+# (H100), over the 1e-4 the export proves. Off by default here; MobileNetV2 at batch 64 lost 8%.
 register(ProviderSpec("cuda", "CUDAExecutionProvider", "NVIDIA CUDA (GPU, Jetson)", auto_rank=1,
-                      aliases={"device_id": "device_id", "memory_limit": "gpu_mem_limit"}))
+                      aliases={"device_id": "device_id", "memory_limit": "gpu_mem_limit",
+                               "tf32": "use_tf32"},
+                      defaults={"use_tf32": 0},
+                      library="cuda", needs="the CUDA and cuDNN libraries of this onnxruntime "
+                                            "build"))
 register(ProviderSpec("migraphx", "MIGraphXExecutionProvider", "AMD MIGraphX (GPU)", auto_rank=2,
-                      aliases={"device_id": "device_id", "fp16": "migraphx_fp16_enable"}))
+                      aliases={"device_id": "device_id", "fp16": "migraphx_fp16_enable"},
+                      library="migraphx", needs="MIGraphX and ROCm"))
 register(ProviderSpec("rocm", "ROCMExecutionProvider", "AMD ROCm (GPU)", auto_rank=3,
-                      aliases={"device_id": "device_id"}))
+                      aliases={"device_id": "device_id"}, library="rocm", needs="ROCm"))
 register(ProviderSpec("dml", "DmlExecutionProvider", "DirectML (Windows GPU)", auto_rank=4,
                       aliases={"device_id": "device_id"}))
 register(ProviderSpec("coreml", "CoreMLExecutionProvider", "Apple Core ML", auto_rank=5))
 register(ProviderSpec("qnn", "QNNExecutionProvider", "Qualcomm AI Engine (NPU)", auto_rank=6,
                       aliases={"backend": "backend_path"}))
 register(ProviderSpec("openvino", "OpenVINOExecutionProvider", "Intel OpenVINO (CPU, GPU, NPU)",
-                      auto_rank=7, aliases={"device": "device_type"}))
+                      auto_rank=7, aliases={"device": "device_type"}, library="openvino",
+                      needs="OpenVINO"))
 register(ProviderSpec("nnapi", "NnapiExecutionProvider", "Android NNAPI"))
 register(ProviderSpec("acl", "ACLExecutionProvider", "Arm Compute Library (arm64)", auto_rank=8))
 register(ProviderSpec("armnn", "ArmNNExecutionProvider", "Arm NN (arm64)", auto_rank=9))
 register(ProviderSpec("xnnpack", "XnnpackExecutionProvider", "XNNPACK (arm64/x86 CPU kernels)",
                       aliases={"threads": "intra_op_num_threads"}))
-register(ProviderSpec("dnnl", "DnnlExecutionProvider", "Intel oneDNN (CPU)"))
+register(ProviderSpec("dnnl", "DnnlExecutionProvider", "Intel oneDNN (CPU)", library="dnnl",
+                      needs="oneDNN"))
 register(ProviderSpec("azure", "AzureExecutionProvider", "Azure remote endpoints (not local)"))
 register(ProviderSpec("cpu", "CPUExecutionProvider", "onnxruntime's default CPU kernels",
                       auto_rank=100))
@@ -88,10 +111,47 @@ def lookup(name: str) -> ProviderSpec:
     raise UnknownNameError("execution provider", name, ["auto", *PROVIDERS])
 
 
-def auto_order(available_names: Iterable[str]) -> list[ProviderSpec]:
-    """What ``auto`` picks: every available ranked provider, best first, CPU last."""
+LoadCheck = Callable[[ProviderSpec], "str | None"]
+
+
+def load_failure(spec: ProviderSpec) -> str | None:
+    """Why onnxruntime could not load ``spec``'s library here, or None when it can (or when it
+    is not a separate library: built in, or not Linux, where this is not checked)."""
+    if spec.library is None or not sys.platform.startswith("linux"):
+        return None
+    import onnxruntime
+
+    return _library_failure(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"),
+                            spec.library)
+
+
+@functools.lru_cache(maxsize=None)
+def _library_failure(capi: str, library: str) -> str | None:
+    """Load the provider library as onnxruntime does (its shared helper first, global; then the
+    library, resolving every symbol now). Cached: the answer holds for the process, and a
+    library that loaded stays loaded, as it would for the session that uses it."""
+    import ctypes
+
+    path = os.path.join(capi, f"libonnxruntime_providers_{library}.so")
+    if not os.path.exists(path):
+        return None
+    shared = os.path.join(capi, "libonnxruntime_providers_shared.so")
+    try:
+        if os.path.exists(shared):
+            ctypes.CDLL(shared, mode=ctypes.RTLD_GLOBAL)
+        ctypes.CDLL(path)
+    except OSError as exc:
+        return str(exc).removeprefix(f"{path}: ").strip() or type(exc).__name__
+    return None
+
+
+def auto_order(available_names: Iterable[str],
+               check: LoadCheck = load_failure) -> list[ProviderSpec]:
+    """What ``auto`` picks: every available ranked provider that can load, best first, CPU
+    last."""
     have = set(available_names)
-    ranked = [s for s in PROVIDERS.values() if s.auto_rank is not None and s.ort_name in have]
+    ranked = [s for s in PROVIDERS.values() if s.auto_rank is not None and s.ort_name in have
+              and check(s) is None]
     return sorted(ranked, key=lambda s: s.auto_rank)  # type: ignore[arg-type, return-value]
 
 
@@ -115,8 +175,9 @@ def _coerce(value: Any) -> Any:
 
 
 def expand_options(spec: ProviderSpec, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Translate friendly option names (``fp16``, ``cache``) to onnxruntime's, coercing values."""
-    out: dict[str, Any] = {}
+    """Translate friendly option names (``fp16``, ``cache``) to onnxruntime's, coercing values,
+    over the provider's defaults (CUDA: no TF32)."""
+    out: dict[str, Any] = dict(spec.defaults)
     for key, value in options.items():
         real = spec.aliases.get(key, key)
         out[real] = _coerce(value)
@@ -131,16 +192,18 @@ class ProviderChoice(Record):
 
     providers: list[str]
     options: list[dict[str, Any]]
-    missing: list[str]
+    missing: list[str]  # asked for, and not in this build or unable to load
 
 
 def resolve(requested: Sequence[str] | str | None,
             options: Mapping[str, Mapping[str, Any]] | None = None,
             *, strict: bool = False,
-            available_names: Sequence[str] | None = None) -> ProviderChoice:
+            available_names: Sequence[str] | None = None,
+            check: LoadCheck = load_failure) -> ProviderChoice:
     """Turn requested short names into onnxruntime's provider list (CPU always closes it).
 
     ``options`` maps a short name to its provider options (friendly or onnxruntime names).
+    ``check`` says why a listed provider's library cannot load (tests pass their own).
     """
     if requested is None or isinstance(requested, str):
         requested = ["auto"] if requested is None else [requested]
@@ -152,23 +215,36 @@ def resolve(requested: Sequence[str] | str | None,
 
     wanted: list[ProviderSpec] = []
     missing: list[str] = []
+    unloadable: dict[str, str] = {}
     for name in requested or ["auto"]:
         if name.strip().lower() == "auto":
-            wanted.extend(auto_order(have))
+            wanted.extend(auto_order(have, check))
             continue
         spec = lookup(name)
-        if spec.ort_name in have:
-            wanted.append(spec)
-        else:
+        if spec.ort_name not in have:
             missing.append(spec.short)
+        elif (why := check(spec)) is not None:
+            unloadable[spec.short] = why
+        else:
+            wanted.append(spec)
 
+    problems = []
     if missing:
-        shorts = [short_name(n) for n in have]
-        message = (f"execution provider {', '.join(missing)} is not available in this onnxruntime "
-                   f"build (available: {', '.join(shorts)})")
+        shorts = [short_name(n) for n in have
+                  if (s := _BY_ORT_NAME.get(n)) is None or check(s) is None]
+        problems.append(f"execution provider {', '.join(missing)} is not available in this "
+                        f"onnxruntime build (available: {', '.join(shorts)})")
+    for short, why in unloadable.items():
+        problems.append(f"execution provider {short} is in this onnxruntime build but cannot "
+                        f"load: {why} (install {PROVIDERS[short].needs}, or put their folder "
+                        "on LD_LIBRARY_PATH)")
+    if problems:
+        message = "; ".join(problems)
         if strict:
             raise ProviderUnavailableError(message)
-        warnings.warn(message + "; falling back to cpu", ProviderFallbackWarning, stacklevel=3)
+        rest = dict.fromkeys([*(s.short for s in wanted), "cpu"])
+        warnings.warn(f"{message}; falling back to {', '.join(rest)}", ProviderFallbackWarning,
+                      stacklevel=3)
 
     cpu = PROVIDERS["cpu"]
     if cpu not in wanted:
@@ -178,5 +254,5 @@ def resolve(requested: Sequence[str] | str | None,
     return ProviderChoice(
         providers=[s.ort_name for s in ordered],
         options=[expand_options(s, options.get(s.short, {})) for s in ordered],
-        missing=missing,
+        missing=missing + list(unloadable),
     )

@@ -13,17 +13,23 @@ from . import debug_option
 def providers_dict() -> dict[str, Any]:
     import onnxruntime
 
-    from ..providers import PROVIDERS, auto_order, short_name
+    from ..providers import PROVIDERS, auto_order, load_failure, short_name
 
     have = onnxruntime.get_available_providers()
+    rows = []
+    for s in PROVIDERS.values():
+        why = load_failure(s) if s.ort_name in have else None
+        rows.append({"name": s.short, "onnxruntime_name": s.ort_name,
+                     "available": s.ort_name in have and why is None,
+                     "cannot_load": why, "description": s.description,
+                     "options": dict(s.aliases)})
     return {
         "onnxruntime": onnxruntime.__version__,
         "device": onnxruntime.get_device(),
-        "available": [short_name(p) for p in have],
-        "auto": [s.short for s in auto_order(have)],
-        "providers": [{"name": s.short, "onnxruntime_name": s.ort_name,
-                       "available": s.ort_name in have, "description": s.description,
-                       "options": dict(s.aliases)} for s in PROVIDERS.values()],
+        "available": [short_name(p) for p in have
+                      if not any(r["cannot_load"] for r in rows if r["onnxruntime_name"] == p)],
+        "auto": [s.short for s in auto_order(have, load_failure)],
+        "providers": rows,
     }
 
 
@@ -44,8 +50,10 @@ def providers(fmt: str) -> None:
     lines = [f"onnxruntime {d['onnxruntime']} ({d['device']})",
              f"{'name'.ljust(nw)}  {'available':<9}  {'onnxruntime name'.ljust(ow)}  description"]
     for r in rows:
-        mark = "yes" if r["available"] else "-"
+        mark = "yes" if r["available"] else "no *" if r["cannot_load"] else "-"
         lines.append(f"{r['name'].ljust(nw)}  {mark:<9}  {r['onnxruntime_name'].ljust(ow)}  "
                      f"{r['description']}")
     lines.append(f"auto picks: {', '.join(d['auto'])}")
+    lines += [f"* {r['name']} is in this build but cannot load: {r['cannot_load']}"
+              for r in rows if r["cannot_load"]]
     click.echo("\n".join(lines))

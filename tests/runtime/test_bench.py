@@ -25,14 +25,14 @@ def test_json_follows_the_documented_schema(models, tmp_path):
     a, b = models.classifier("a.onnx"), models.classifier("b.onnx", features=4, classes=3, seed=1)
     out = tmp_path / "bench.json"
     result = _bench(str(a), str(b), "-b", "1", "-b", "16", "-n", "15", "--warmup", "2",
-                    "-f", "json", "-o", str(out), "-t", "1")
+                    "-f", "json", "-o", str(out), "-t", "1", "-p", "cpu")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert json.loads(out.read_text()) == doc
     assert doc["format"] == 1
     assert set(doc["machine"]) == {"platform", "machine", "cpu", "cores", "python", "onnxruntime"}
     assert doc["config"] == {"batch_sizes": [1, 16], "runs": 15, "warmup": 2, "threads": 1,
-                             "providers": ["auto"], "dims": {}, "io_binding": False,
+                             "providers": ["cpu"], "dims": {}, "io_binding": False,
                              "input": None}
     assert [r["model"] for r in doc["results"]] == [str(a), str(b)]
     for i, r in enumerate(doc["results"]):

@@ -37,7 +37,7 @@ def test_version(runner):
 def test_run_table_for_a_classifier(runner, models, tmp_path):
     path = models.classifier(labels=["cat", "dog", "bird"])
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32))
-    result = invoke(runner, "run", path, tmp_path / "x.npy", "--top-k", "2")
+    result = invoke(runner, "run", path, tmp_path / "x.npy", "--top-k", "2", "-p", "cpu")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("clf.onnx on cpu: 2 samples in ")
@@ -50,7 +50,7 @@ def test_run_json_has_outputs_and_predictions(runner, models, tmp_path):
     path = models.classifier(labels=["cat", "dog", "bird"])
     x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    result = invoke(runner, "run", path, tmp_path / "x.npy", "--format", "json")
+    result = invoke(runner, "run", path, tmp_path / "x.npy", "--format", "json", "-p", "cpu")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert doc["model"] == str(path) and doc["provider"] == "cpu"
@@ -133,10 +133,11 @@ def test_stdin(runner, models):
 def test_batch_size_split_matches(runner, models, tmp_path):
     x = np.random.default_rng(3).normal(size=(7, 4)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
+    # On CPU: a GPU's kernels may differ with the batch size in the last bits.
     whole = json.loads(invoke(runner, "run", models.classifier(), tmp_path / "x.npy",
-                              "-f", "json").output)["outputs"]["y"]
+                              "-f", "json", "-p", "cpu").output)["outputs"]["y"]
     split = json.loads(invoke(runner, "run", models.classifier(), tmp_path / "x.npy", "-f",
-                              "json", "-b", "2").output)["outputs"]["y"]
+                              "json", "-b", "2", "-p", "cpu").output)["outputs"]["y"]
     np.testing.assert_allclose(split, whole, rtol=1e-6)
 
 
@@ -169,10 +170,11 @@ def test_text_model_from_a_raw_string(runner, models):
 
 def test_provider_fallback_warns_in_one_line(runner, models, tmp_path):
     np.save(tmp_path / "x.npy", np.ones((1, 4), np.float32))
-    result = invoke(runner, "run", models.classifier(), tmp_path / "x.npy", "-p", "tensorrt")
+    # Core ML exists only in Apple builds of onnxruntime.
+    result = invoke(runner, "run", models.classifier(), tmp_path / "x.npy", "-p", "coreml")
     assert result.exit_code == 0
     warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("warning:")]
-    assert len(warnings) == 1 and "tensorrt is not available" in warnings[0]
+    assert len(warnings) == 1 and "coreml is not available" in warnings[0]
 
 
 def test_provider_options_are_parsed(runner, models, tmp_path):
@@ -257,3 +259,23 @@ def test_providers_table_and_json(runner):
     assert {p["name"] for p in doc["providers"]} >= {"cpu", "cuda", "tensorrt", "openvino",
                                                      "xnnpack", "acl", "armnn", "coreml", "dml",
                                                      "qnn"}
+
+
+def test_providers_marks_a_provider_that_cannot_load(runner, monkeypatch):
+    """onnxruntime-gpu without TensorRT: listed by the build, not usable, and auto skips it."""
+    import onnxruntime
+
+    from edge_infer.runtime import providers as registry
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [
+        "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(registry, "load_failure", lambda spec: (
+        "libnvinfer.so.10: cannot open shared object file" if spec.short == "tensorrt" else None))
+    result = invoke(runner, "providers")
+    assert result.exit_code == 0
+    assert "auto picks: cuda, cpu" in result.output
+    assert "* tensorrt is in this build but cannot load: libnvinfer.so.10" in result.output
+    doc = json.loads(invoke(runner, "providers", "-f", "json").output)
+    assert doc["available"] == ["cuda", "cpu"] and doc["auto"] == ["cuda", "cpu"]
+    trt = next(p for p in doc["providers"] if p["name"] == "tensorrt")
+    assert trt["available"] is False and trt["cannot_load"].startswith("libnvinfer.so.10")

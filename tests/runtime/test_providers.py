@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import pytest
@@ -12,6 +13,11 @@ from edge_infer.runtime.providers import PROVIDERS, lookup, resolve
 
 GPU_BUILD = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 CPU_BUILD = ["CPUExecutionProvider"]
+
+
+def _loads(spec):
+    """Every library loads (the real check depends on the machine's onnxruntime and CUDA)."""
+    return None
 
 
 @pytest.mark.parametrize("short,ort_name", [
@@ -32,7 +38,7 @@ def test_unknown_provider_lists_the_known_ones():
 
 
 def test_auto_prefers_accelerators_and_ends_with_cpu():
-    choice = resolve("auto", available_names=GPU_BUILD)
+    choice = resolve("auto", available_names=GPU_BUILD, check=_loads)
     assert choice.providers == GPU_BUILD
     assert resolve(None, available_names=CPU_BUILD).providers == CPU_BUILD
 
@@ -44,7 +50,7 @@ def test_auto_never_picks_an_on_request_provider():
 
 
 def test_explicit_order_is_kept_and_cpu_closes_it():
-    choice = resolve(["cuda", "tensorrt"], available_names=GPU_BUILD)
+    choice = resolve(["cuda", "tensorrt"], available_names=GPU_BUILD, check=_loads)
     assert choice.providers == ["CUDAExecutionProvider", "TensorrtExecutionProvider",
                                 "CPUExecutionProvider"]
 
@@ -66,12 +72,23 @@ def test_strict_turns_the_fallback_into_an_error():
 def test_friendly_options_are_translated_and_coerced():
     choice = resolve(["tensorrt", "cuda"], {"tensorrt": {"fp16": "true", "cache": "/tmp/trt"},
                                             "cuda": {"device_id": "1"}},
-                     available_names=GPU_BUILD)
+                     available_names=GPU_BUILD, check=_loads)
     trt, cuda, cpu = choice.options
     assert trt == {"trt_fp16_enable": True, "trt_engine_cache_path": "/tmp/trt",
                    "trt_engine_cache_enable": True}
-    assert cuda == {"device_id": 1}
+    assert cuda == {"device_id": 1, "use_tf32": 0}  # TF32 off unless asked for
     assert cpu == {}
+
+
+def test_cuda_runs_float32_in_float32_unless_tf32_is_asked_for():
+    """onnxruntime's CUDA provider defaults to TF32 on Ampere and newer: 3.2e-4 off the CPU's
+    output on the digits cnn (H100), more than the 1e-4 parity the export proves."""
+    def cuda_options(options):
+        return resolve(["cuda"], options, available_names=GPU_BUILD, check=_loads).options[0]
+
+    assert cuda_options(None) == {"use_tf32": 0}
+    assert cuda_options({"cuda": {"tf32": "true"}}) == {"use_tf32": True}
+    assert cuda_options({"cuda": {"use_tf32": "1"}}) == {"use_tf32": 1}
 
 
 def test_options_for_an_unknown_provider_are_refused():
@@ -81,3 +98,104 @@ def test_options_for_an_unknown_provider_are_refused():
 
 def test_every_provider_has_a_description():
     assert all(spec.description for spec in PROVIDERS.values())
+
+
+# -- a provider the build lists but whose library cannot load ----------------------------------
+
+TRT_MISSING = "libnvinfer.so.10: cannot open shared object file: No such file or directory"
+
+
+def _no_tensorrt(spec):
+    return TRT_MISSING if spec.short == "tensorrt" else None
+
+
+def test_auto_leaves_out_a_provider_whose_library_cannot_load():
+    """onnxruntime-gpu lists TensorRT whether or not TensorRT is installed; auto must not hand
+    it to onnxruntime (which prints errors to stdout and retries)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # auto is silent about it
+        choice = resolve("auto", available_names=GPU_BUILD, check=_no_tensorrt)
+    assert choice.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_asking_for_an_unloadable_provider_says_why_in_one_warning():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        choice = resolve(["tensorrt", "cuda"], available_names=GPU_BUILD, check=_no_tensorrt)
+    assert choice.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert choice.missing == ["tensorrt"]
+    assert len(caught) == 1 and caught[0].category is ProviderFallbackWarning
+    message = str(caught[0].message)
+    assert "tensorrt is in this onnxruntime build but cannot load: libnvinfer.so.10" in message
+    assert "install TensorRT" in message and message.endswith("falling back to cuda, cpu")
+    with pytest.raises(ProviderUnavailableError, match="cannot load: libnvinfer"):
+        resolve(["tensorrt"], strict=True, available_names=GPU_BUILD, check=_no_tensorrt)
+
+
+def test_the_unavailable_message_does_not_offer_an_unloadable_provider():
+    with pytest.warns(ProviderFallbackWarning, match=r"available: cuda, cpu\)"):
+        resolve(["openvino"], available_names=GPU_BUILD, check=_no_tensorrt)
+
+
+def _capi_with(tmp_path, libraries):
+    """A copy of onnxruntime's capi folder layout: its real shared helper library, and
+    provider libraries made from it (``rename`` swaps one of its dependencies for a name the
+    loader cannot find, which is how a missing TensorRT looks)."""
+    import os
+
+    import onnxruntime
+
+    shared = os.path.join(os.path.dirname(onnxruntime.__file__), "capi",
+                          "libonnxruntime_providers_shared.so")
+    if not sys.platform.startswith("linux") or not os.path.exists(shared):
+        pytest.skip("needs a Linux onnxruntime with its provider helper library")
+    data = open(shared, "rb").read()
+    (tmp_path / "libonnxruntime_providers_shared.so").write_bytes(data)
+    for name, rename in libraries.items():
+        body = data
+        if rename:
+            old, new = rename
+            assert data.count(old) == 1 and len(old) == len(new)
+            body = data.replace(old, new)
+        (tmp_path / f"libonnxruntime_providers_{name}.so").write_bytes(body)
+    return str(tmp_path)
+
+
+def test_library_check_reports_the_loaders_reason(tmp_path):
+    from edge_infer.runtime.providers import _library_failure
+
+    capi = _capi_with(tmp_path, {"cuda": None,
+                                 "tensorrt": (b"libgcc_s.so.1\x00", b"libnvinfer.so\x00")})
+    assert _library_failure(capi, "cuda") is None  # loads
+    why = _library_failure(capi, "tensorrt")
+    assert why == "libnvinfer.so: cannot open shared object file: No such file or directory"
+    assert _library_failure(capi, "openvino") is None  # not a separate library here
+
+
+def test_library_check_reports_a_damaged_library(tmp_path):
+    from edge_infer.runtime.providers import _library_failure
+
+    capi = _capi_with(tmp_path, {})
+    (tmp_path / "libonnxruntime_providers_cuda.so").write_bytes(b"not a library")
+    why = _library_failure(capi, "cuda")
+    assert why is not None and ("ELF" in why or "too short" in why), why
+
+
+def test_model_keeps_onnxruntimes_fallback_notice_off_stdout(monkeypatch, capsys, models):
+    """onnxruntime print()s "EP Error ... Falling back" when a provider fails to start; on
+    stdout it would corrupt `bench --format json`."""
+    import onnxruntime as ort
+
+    from edge_infer.runtime import Model
+
+    path = models.classifier()
+    real = ort.InferenceSession
+
+    def noisy(*args, **kwargs):
+        print("*************** EP Error ***************")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", noisy)
+    Model(path, providers=["cpu"])
+    out, err = capsys.readouterr()
+    assert out == "" and "EP Error" in err
