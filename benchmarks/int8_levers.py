@@ -13,6 +13,9 @@ onnxruntime at batch 1 and 64 in a child process without TensorFlow:
 - calls: ``Model.run`` vs ``Model.bind()`` (IO binding)
 
     python benchmarks/int8_levers.py [--runs 2000] [--run runs/cnn-digits]
+
+To measure on another machine (a Raspberry Pi, a VNNI server) that has only the runtime:
+``--prepare DIR`` here, copy DIR, then ``--measure DIR`` there.
 """
 
 from __future__ import annotations
@@ -79,9 +82,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     from edge_infer.runtime import Model
 
     x = np.load(spec["data"])
-    out: dict[str, Any] = {"profile (us per run, batch 64)": {
-        name: profile(spec["variants"][name][0], np.ascontiguousarray(x[:64]))
-        for name in spec["profile"]}}
+    out: dict[str, Any] = {"profile (us per run)": {
+        f"{name}, batch {b}": profile(spec["variants"][name][0], np.ascontiguousarray(x[:b]))
+        for name in spec["profile"] for b in (1, 64)}}
     for name, (path, threads) in spec["variants"].items():
         model = Model(path, providers=["cpu"], threads=threads)
         row = {}
@@ -96,64 +99,114 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+DEFAULT = "QDQ U8S8, reduce_range, simplified"  # the x86-avx2 profile's recipe
+SPEC = "levers.json"  # what --prepare writes and --measure reads
+
+
+def prepare(root: Path, run: Path | None) -> dict[str, Any]:
+    """The TensorFlow side: every variant as a file under ``root``, named relative to it."""
+    import onnx
+
+    from edge_infer.export.exporter import ExportConfig, export
+
+    root.mkdir(parents=True, exist_ok=True)
+    run = run or train_run("cnn", "digits", root / "cnn", None)
+    with np.load(run / "samples.npz") as d:
+        x = d["x"]
+    np.save(root / "x.npy", x)
+    simplified = export(ExportConfig(run, out=root / "simplified.onnx")).path
+    raw = export(ExportConfig(run, out=root / "raw.onnx", optimize=False)).path
+    variants: dict[str, tuple[str, int | None]] = {
+        "float32, tf2onnx graph": (raw.name, None),
+        "float32, simplified": (simplified.name, None),
+        "float32, simplified, 1 thread": (simplified.name, 1),
+    }
+    grid = [("QDQ", t, True, rr) for t in TYPES for rr in (False, True)]
+    grid += [("QDQ", "U8S8", False, True), ("QOperator", "U8S8", True, True),
+             ("QOperator", "U8U8", True, False), ("QOperator", "U8S8", True, False)]
+    for fmt, types, pc, rr in grid:
+        for graph, src in (("simplified", simplified),) + (
+                (("tf2onnx graph", raw),) if (fmt, types, pc, rr) == ("QDQ", "U8S8", True,
+                                                                     True) else ()):
+            name = (f"{fmt} {types}{', reduce_range' if rr else ''}"
+                    f"{', per-tensor' if not pc else ''}, {graph}")
+            dst = root / f"v{len(variants)}.onnx"
+            quantize(src, dst, x, fmt, types, pc, rr)
+            variants[name] = (dst.name, None)
+    variants[DEFAULT + ", 1 thread"] = (variants[DEFAULT][0], 1)
+    first_conv = next(n.name for n in onnx.load(str(simplified)).graph.node
+                      if n.op_type == "Conv")
+    dst = root / "first-float.onnx"
+    quantize(simplified, dst, x, "QDQ", "U8S8", True, True, exclude=(first_conv,))
+    variants[DEFAULT + ", first conv float32"] = (dst.name, None)
+    for path in root.glob("*.pre.onnx"):
+        path.unlink()
+    spec = {"data": "x.npy", "variants": variants,
+            "profile": ["float32, simplified", DEFAULT, "QDQ U8S8, simplified"]}
+    (root / SPEC).write_text(json.dumps(spec, indent=2))
+    return spec
+
+
+def measure(root: Path, runs: int, threads: int | None = None) -> dict[str, Any]:
+    """Time a prepared folder here, in a child process that never imports TensorFlow."""
+    if not (root / SPEC).is_file():
+        raise SystemExit(f"{root}: expected a folder made by --prepare (with {SPEC}), "
+                         "found none")
+    spec = json.loads((root / SPEC).read_text())
+    spec["data"] = str(root / spec["data"])
+    spec["variants"] = {k: (str(root / path), own or threads)
+                        for k, (path, own) in spec["variants"].items()}
+    spec["runs"] = runs
+    child_spec = root / "measure.json"
+    child_spec.write_text(json.dumps(spec))
+    try:
+        done = subprocess.run([sys.executable, __file__, "--child", str(child_spec)],
+                              capture_output=True, text=True)
+    finally:
+        child_spec.unlink()
+    if done.returncode != 0:
+        raise SystemExit(f"the timing child failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--run", type=Path, help="a trained cnn run folder (default: train)")
+    parser.add_argument("--prepare", type=Path, metavar="DIR",
+                        help="only the TensorFlow side: write the variants to DIR")
+    parser.add_argument("--measure", type=Path, metavar="DIR",
+                        help="only time a --prepare folder, here (no TensorFlow needed)")
+    parser.add_argument("--threads", type=int,
+                        help="intra-op threads of the variants that do not set their own "
+                             "(default: onnxruntime's choice, one per core it sees)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(Path(args.child).read_text()))))
         return
-
-    from edge_infer.export.exporter import ExportConfig, export
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        run = args.run or train_run("cnn", "digits", root / "cnn", None)
-        with np.load(run / "samples.npz") as d:
-            x = d["x"]
-        np.save(root / "x.npy", x)
-        simplified = export(ExportConfig(run, out=root / "simplified.onnx")).path
-        raw = export(ExportConfig(run, out=root / "raw.onnx", optimize=False)).path
-        variants: dict[str, tuple[str, int | None]] = {
-            "float32, tf2onnx graph": (str(raw), None),
-            "float32, simplified": (str(simplified), None),
-            "float32, simplified, 1 thread": (str(simplified), 1),
-        }
-        grid = [("QDQ", t, True, rr) for t in TYPES for rr in (False, True)]
-        grid += [("QDQ", "U8S8", False, True), ("QOperator", "U8S8", True, True),
-                 ("QOperator", "U8U8", True, False)]
-        for fmt, types, pc, rr in grid:
-            for graph, src in (("simplified", simplified),) + (
-                    (("tf2onnx graph", raw),) if (fmt, types, pc, rr) == ("QDQ", "U8S8", True,
-                                                                         True) else ()):
-                name = (f"{fmt} {types}{', reduce_range' if rr else ''}"
-                        f"{', per-tensor' if not pc else ''}, {graph}")
-                dst = root / f"v{len(variants)}.onnx"
-                quantize(src, dst, x, fmt, types, pc, rr)
-                variants[name] = (str(dst), None)
-        default = "QDQ U8S8, reduce_range, simplified"
-        variants[default + ", 1 thread"] = (variants[default][0], 1)
-        import onnx
-
-        first_conv = next(n.name for n in onnx.load(str(simplified)).graph.node
-                          if n.op_type == "Conv")
-        dst = root / "first-float.onnx"
-        quantize(simplified, dst, x, "QDQ", "U8S8", True, True, exclude=(first_conv,))
-        variants[default + ", first conv float32"] = (str(dst), None)
-        spec = root / "spec.json"
-        spec.write_text(json.dumps({"data": str(root / "x.npy"), "runs": args.runs,
-                                    "variants": variants,
-                                    "profile": ["float32, simplified", default]}))
-        done = subprocess.run([sys.executable, __file__, "--child", str(spec)],
-                              capture_output=True, text=True, check=True)
-        rows = json.loads(done.stdout.strip().splitlines()[-1])
+    if args.prepare and args.measure:
+        raise SystemExit("--prepare and --measure are two halves: give one (or neither)")
+    if args.prepare:
+        prepare(args.prepare, args.run)
+        print(f"prepared {args.prepare}; time it on the target with: "
+              f"python benchmarks/int8_levers.py --measure {args.prepare}")
+        return
+    if args.measure:
+        rows = measure(args.measure, args.runs, args.threads)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            prepare(Path(tmp), args.run)
+            rows = measure(Path(tmp), args.runs, args.threads)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    profiles = rows.pop("profile (us per run, batch 64)")
+    from edge_infer.runtime.bench import machine
+
+    m = machine()
+    print(f"{m['cpu']}, {m['cores']} cores; {' '.join(sys.argv[1:]) or 'defaults'}")
+    profiles = rows.pop("profile (us per run)")
     base = rows["float32, simplified"]
     print(f"{'variant':<46}{'run b1':>9}{'bound b1':>10}{'run b64':>9}{'bound b64':>10}"
           f"{'size':>9}   (ms; ratio to float32 simplified, Model.run)")
@@ -162,8 +215,8 @@ def main() -> None:
               f"{r['bound 64']:>10.3f}{r['size'] / 1024:>7.1f}K   "
               f"b1 {base['run 1'] / r['run 1']:.2f}x, b64 {base['run 64'] / r['run 64']:.2f}x")
     for name, ops in profiles.items():
-        top = ", ".join(f"{op} {us:.0f}" for op, us in list(ops.items())[:4])
-        print(f"profile, batch 64, {name}: {top} (us per run; total {sum(ops.values()):.0f})")
+        top = ", ".join(f"{op} {us:.0f}" for op, us in list(ops.items())[:5])
+        print(f"profile, {name}: {top} (us per run; total {sum(ops.values()):.0f})")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,14 @@ onnxruntime by up to 2x). Needs the train and bench extras.
     python benchmarks/suite.py                      # about 6 minutes on 2 cores
     python benchmarks/suite.py --quick              # 1 epoch, few runs: checks it works (CI)
     python benchmarks/suite.py --save figures.json  # and --load figures.json to reprint
+
+On a target without TensorFlow (a Raspberry Pi, a Jetson, a VNNI server), in two halves:
+
+    python benchmarks/suite.py --prepare DIR --device rpi5      # here: train, export, quantize
+    python benchmarks/suite.py --measure DIR --threads 4        # there: needs only the runtime
+                                                                # (and ai-edge-litert for TFLite)
+
+``--device`` takes several profiles (``x86-vnni,x86-avx2,arm64``) to time each one's recipe.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +51,7 @@ from common import (BATCHES, keras_timings, litert_figures, onnx_figures,  # noq
 from runtime_overhead import EDITABLE_NOTE  # noqa: E402
 
 MODELS = {"cnn": "digits", "cifar_cnn": "digits", "lstm": "waves", "autoencoder": "digits"}
+SPEC = "suite.json"  # what --prepare writes and --measure reads
 
 
 def _child(*args: str) -> Any:
@@ -85,8 +95,10 @@ def child_models(spec: dict[str, Any]) -> dict[str, Any]:
 
 # -- the TensorFlow-side preparation ------------------------------------------------------------
 
-def prepare(arch: str, dataset: str, root: Path, epochs: int | None, runs: int
-            ) -> dict[str, Any]:
+def prepare(arch: str, dataset: str, root: Path, epochs: int | None, runs: int,
+            devices: tuple[str, ...]) -> dict[str, Any]:
+    """Train, export, quantize (``auto`` for each device profile, and fp16) and convert to
+    TFLite; every file lands under ``root``, named in the result relative to it."""
     from edge_infer.export.exporter import ExportConfig, export
     from edge_infer.export.quantize import QuantizeConfig, quantize
     from edge_infer.train.datasets import load_dataset
@@ -94,25 +106,110 @@ def prepare(arch: str, dataset: str, root: Path, epochs: int | None, runs: int
     started = time.perf_counter()
     run = train_run(arch, dataset, root / arch, epochs)
     fp32 = export(ExportConfig(run)).path
-    onnx = {"float32": str(fp32)}
-    recipes = {}
-    for method in ("auto", "fp16"):
-        r = quantize(QuantizeConfig(fp32, method=method, max_accuracy_drop=100))
-        name = "fp16" if r.method == "fp16" else f"int8-{r.method}"
-        onnx[name] = str(r.path)
-        recipes[name] = {"settings": r.report()["settings"],
-                         "accuracy_drop_points": r.drop_points}
+    onnx = {"float32": fp32}
+    recipes: dict[str, Any] = {}
+    for device in devices:
+        for method in ("auto", "fp16"):
+            out = fp32.with_name(f"model.{method}-{device}.onnx")
+            r = quantize(QuantizeConfig(fp32, method=method, device=device, out=out,
+                                        max_accuracy_drop=100))
+            settings = r.report()["settings"]
+            recipe = {k: v for k, v in settings.items() if k != "device"}
+            if any(recipe == {k: v for k, v in seen["settings"].items() if k != "device"}
+                   for seen in recipes.values()):
+                out.unlink()  # another profile's recipe too: timed once
+                continue
+            name = "fp16" if r.method == "fp16" else f"int8-{r.method}"
+            if len(devices) > 1 and r.method != "fp16":
+                name += f" ({device})"
+            onnx[name] = r.path
+            recipes[name] = {"settings": settings, "accuracy_drop_points": r.drop_points}
     data = load_dataset(dataset, seed=0)
     task = "reconstruction" if arch == "autoencoder" else data.task
     x, y = data.x_test, (None if task == "reconstruction" else data.y_test.reshape(-1))
     np.savez(root / f"{arch}.npz", x=x, **({} if y is None else {"y": y}))
     np.save(root / f"{arch}-one.npy", x[0])
     tflite, errors = tflite_models(run, data.x_train[:200])
-    return {"architecture": arch, "dataset": dataset, "task": task, "onnx": onnx,
-            "tflite": tflite, "tflite_errors": errors, "recipes": recipes,
-            "keras": keras_timings(run, x, y, task, runs), "data": str(root / f"{arch}.npz"),
-            "one": str(root / f"{arch}-one.npy"),
+    shutil.rmtree(run / "saved_model", ignore_errors=True)  # TFLite's input, not the target's
+
+    def rel(path: str | Path) -> str:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+
+    return {"architecture": arch, "dataset": dataset, "task": task,
+            "onnx": {k: rel(v) for k, v in onnx.items()},
+            "tflite": {k: rel(v) for k, v in tflite.items()},
+            "tflite_errors": errors, "recipes": recipes,
+            "keras": keras_timings(run, x, y, task, runs), "data": rel(root / f"{arch}.npz"),
+            "one": rel(root / f"{arch}-one.npy"),
             "prepare_seconds": round(time.perf_counter() - started, 1)}
+
+
+def prepare_all(names: list[str], root: Path, epochs: int | None, runs: int,
+                devices: tuple[str, ...]) -> dict[str, Any]:
+    """The TensorFlow side for every model; writes ``root/suite.json`` (paths relative to
+    ``root``) so the folder can be measured on another machine with ``--measure``."""
+    from edge_infer.runtime.bench import machine
+    from edge_infer.runtime.versions import installed_versions
+
+    root.mkdir(parents=True, exist_ok=True)
+    prepared: dict[str, Any] = {
+        "machine": machine(), "devices": list(devices),
+        "versions": installed_versions("edge-infer", "onnxruntime", "tensorflow", "keras",
+                                       "tf2onnx"),
+        "models": {}}
+    for arch in names:
+        print(f"preparing {arch} on {MODELS[arch]}", file=sys.stderr, flush=True)
+        prepared["models"][arch] = prepare(arch, MODELS[arch], root, epochs, runs, devices)
+    (root / SPEC).write_text(json.dumps(prepared, indent=2))
+    return prepared
+
+
+# -- measuring: TensorFlow-free, on this machine ------------------------------------------------
+
+def measure(root: Path, runs: int, calls: int, processes: int, threads: int,
+            with_keras: bool) -> dict[str, Any]:
+    """Time the prepared folder's models here. Keras' rows come from the preparing machine,
+    so they are shown only when that is this run (``with_keras``)."""
+    from edge_infer.runtime.bench import machine
+    from edge_infer.runtime.versions import installed_versions
+
+    spec_file = root / SPEC
+    if not spec_file.is_file():
+        raise SystemExit(f"{root}: expected a folder made by --prepare (with {SPEC}), "
+                         "found none")
+    prepared = json.loads(spec_file.read_text())
+    started = time.perf_counter()
+    report: dict[str, Any] = {
+        "machine": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "versions": installed_versions("edge-infer", "onnxruntime", "tensorflow", "keras",
+                                       "tf2onnx", "ai-edge-litert", "numpy"),
+        "threads": threads, "runs": runs, "models": {}}
+    if not with_keras:
+        report["prepared_on"] = {"machine": prepared["machine"],
+                                 "versions": prepared["versions"]}
+    for arch, prep in prepared["models"].items():
+        print(f"measuring {arch}", file=sys.stderr, flush=True)
+        at = {k: str(root / v) for k, v in prep["onnx"].items()}
+        tflite = {k: str(root / v) for k, v in prep["tflite"].items()}
+        data, one = str(root / prep["data"]), str(root / prep["one"])
+        spec = root / f"{arch}.measure.json"
+        spec.write_text(json.dumps({"onnx": at, "tflite": tflite, "data": data,
+                                    "task": prep["task"], "runs": runs, "threads": threads}))
+        row = {k: v for k, v in prep.items() if k not in ("onnx", "tflite", "data", "one")}
+        if not with_keras:
+            row.pop("keras")
+        row["side_by_side"] = _child("--child", "models", str(spec))
+        spec.write_text(json.dumps({"model": at["float32"], "data": data, "calls": calls,
+                                    "threads": threads}))
+        row["overhead"] = _child("--child", "overhead", str(spec))
+        if not report["models"]:
+            spec.write_text(json.dumps({"model": at["float32"], "one": one,
+                                        "processes": processes}))
+            row["cold_start"] = _child("--child", "cold", str(spec))
+        spec.unlink()
+        report["models"][arch] = row
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report
 
 
 def main() -> None:
@@ -123,6 +220,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="overhead: calls per side")
     parser.add_argument("--processes", type=int, default=15, help="cold start: runs per side")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="host",
+                        help="device profile(s) to quantize for, comma-separated")
+    parser.add_argument("--prepare", type=Path, metavar="DIR",
+                        help="only the TensorFlow side: write the models to DIR")
+    parser.add_argument("--measure", type=Path, metavar="DIR",
+                        help="only time a --prepare folder, here (no TensorFlow needed)")
     parser.add_argument("--save", type=Path)
     parser.add_argument("--load", type=Path)
     parser.add_argument("--json", action="store_true")
@@ -137,46 +240,35 @@ def main() -> None:
     if args.load:
         print_report(json.loads(args.load.read_text()))
         return
+    if args.prepare and args.measure:
+        raise SystemExit("--prepare and --measure are two halves: give one (or neither)")
     if args.quick:
         args.runs, args.calls, args.processes = 20, 100, 3
-    epochs = 1 if args.quick else None
-    names = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = set(names) - set(MODELS)
-    if unknown:
-        raise SystemExit(f"unknown model(s) {sorted(unknown)}; choose from {list(MODELS)}")
+    if args.measure:
+        report = measure(args.measure, args.runs, args.calls, args.processes, args.threads,
+                         with_keras=False)
+    else:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = set(names) - set(MODELS)
+        if unknown:
+            raise SystemExit(f"unknown model(s) {sorted(unknown)}; choose from {list(MODELS)}")
+        devices = tuple(d.strip() for d in args.device.split(",") if d.strip())
+        from edge_infer.devices.profiles import get
 
-    from edge_infer.runtime.bench import machine
-    from edge_infer.runtime.versions import installed_versions
-
-    started = time.perf_counter()
-    report: dict[str, Any] = {
-        "machine": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "versions": installed_versions("edge-infer", "onnxruntime", "tensorflow", "keras",
-                                       "tf2onnx", "ai-edge-litert", "numpy"),
-        "threads": args.threads, "runs": args.runs, "models": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for arch in names:
-            print(f"preparing {arch} on {MODELS[arch]}", file=sys.stderr, flush=True)
-            prep = prepare(arch, MODELS[arch], root, epochs, args.runs)
-            spec = root / f"{arch}.json"
-            spec.write_text(json.dumps({**prep, "runs": args.runs, "threads": args.threads}))
-            prep["side_by_side"] = _child("--child", "models", str(spec))
-            overhead_spec = root / f"{arch}-overhead.json"
-            overhead_spec.write_text(json.dumps({"model": prep["onnx"]["float32"],
-                                                 "data": prep["data"], "calls": args.calls,
-                                                 "threads": args.threads}))
-            prep["overhead"] = _child("--child", "overhead", str(overhead_spec))
-            if arch == names[0]:
-                cold_spec = root / "cold.json"
-                cold_spec.write_text(json.dumps({"model": prep["onnx"]["float32"],
-                                                 "one": prep["one"],
-                                                 "processes": args.processes}))
-                prep["cold_start"] = _child("--child", "cold", str(cold_spec))
-            for key in ("onnx", "tflite", "data", "one"):
-                prep.pop(key)
-            report["models"][arch] = prep
-    report["seconds"] = round(time.perf_counter() - started, 1)
+        for device in devices:
+            get(device)  # an unknown profile is refused before any training
+        epochs = 1 if args.quick else None
+        if args.prepare:
+            prepare_all(names, args.prepare, epochs, args.runs, devices)
+            print(f"prepared {', '.join(names)} in {args.prepare}; time them on the target "
+                  f"with: python benchmarks/suite.py --measure {args.prepare}")
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            prepare_all(names, Path(tmp), epochs, args.runs, devices)
+            report = measure(Path(tmp), args.runs, args.calls, args.processes,
+                             args.threads, with_keras=True)
+            report["seconds"] = round(time.perf_counter() - started, 1)
     if args.save:
         args.save.write_text(json.dumps(report, indent=2))
     if args.json:
@@ -204,7 +296,13 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"{m['cpu']}, {m['cores']} cores, {m['platform']}; "
           + ", ".join(f"{k} {v}" for k, v in r["versions"].items())
           + f"; {r['threads']} threads, median of {r['runs']} runs")
-    print(f"command: {r['command']}\n")
+    print(f"command: {r['command']}")
+    if "prepared_on" in r:
+        p = r["prepared_on"]
+        print(f"models prepared on {p['machine']['cpu']} with "
+              + ", ".join(f"{k} {v}" for k, v in p["versions"].items())
+              + "; Keras is not timed here")
+    print()
     for arch, d in r["models"].items():
         print(f"== {arch} on {d['dataset']} ==")
         o = d["overhead"]
@@ -220,27 +318,29 @@ def print_report(r: dict[str, Any]) -> None:
                   f"({c['memory_ratio']:.2f}x)")
             if c.get("editable_install"):
                 print(EDITABLE_NOTE)
-        side, keras = d["side_by_side"], d["keras"]
+        side, keras = d["side_by_side"], d.get("keras")
         base = side["float32"]
         print("3-5. median latency in ms (ratio: ONNX float32 through Model.run / this; "
               "bound: Model.bind() runner):")
-        print(f"   {'':<18}{'batch 1':>15}{'batch 64':>15}  {'quality':<14}{'size':>10}")
-        rows = [(n, keras[n], _metric(keras), None) for n in ("keras model(x)", "keras predict")]
+        rows = [(n, keras[n], _metric(keras), None) for n in ("keras model(x)", "keras predict")
+                ] if keras else []
         for n, v in side.items():
             if n.startswith("tflite"):
                 rows.append((n, v, _metric(v), v.get("size_bytes")))
             else:
                 rows.append((f"onnx {n}", v, _metric(v), v.get("size_bytes")))
                 rows.append(("  bound", {b: v[f"{b}-bound"] for b in ("1", "64")}, "", None))
+        w = max(18, *(len(row[0]) + 2 for row in rows))
+        print(f"   {'':<{w}}{'batch 1':>15}{'batch 64':>15}  {'quality':<14}{'size':>10}")
         for name, v, metric, size in rows:
             if "error" in v:
-                print(f"   {name:<18}{v['error']}")
+                print(f"   {name:<{w}}{v['error']}")
                 continue
             cells = "".join(f"{v[b]:>8.3f} {_ratio(base[b] / v[b]):>6}" for b in ("1", "64"))
-            print(f"   {name:<18}{cells}  {metric:<14}"
+            print(f"   {name:<{w}}{cells}  {metric:<14}"
                   + (f"{size / 1024:>7.1f} KiB" if size else ""))
         for name, why in d["tflite_errors"].items():
-            print(f"   {name:<18}cannot convert: {why}")
+            print(f"   {name:<{w}}cannot convert: {why}")
         for name, rec in d["recipes"].items():
             print(f"   {name}: {rec['settings']}")
         print()
