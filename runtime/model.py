@@ -18,7 +18,7 @@ import onnxruntime as ort
 from .errors import (InputError, ModelFileError, ModelRunError, ProviderFallbackWarning,
                      ProviderUnavailableError)
 from .metadata import ModelMetadata
-from .providers import resolve, short_name
+from .providers import resolve, session_providers, short_name
 from .records import Record
 from .signature import CAST_POLICIES, CastPolicy, Signature, TensorSpec
 
@@ -100,7 +100,8 @@ class Model:
         self.config = config or SessionConfig(threads=threads)
         choice = resolve(providers, provider_options, strict=strict)
         so = session_options or self.config.session_options()
-        self.session = self._create_session(so, choice.providers, choice.options)
+        names, options = session_providers(so, choice)
+        self.session = self._create_session(so, names, options)
         self.providers: list[str] = list(self.session.get_providers())
         self._check_providers(choice.providers, strict)
         self.signature = Signature.from_session(self.session)
@@ -119,8 +120,8 @@ class Model:
         if single is not None and self._native is not None and not self._fixed_one:
             self._fast = (*single, self._native.run, self._output_names)
 
-    def _create_session(self, so: ort.SessionOptions, providers: list[str],
-                        options: list[dict[str, Any]]) -> ort.InferenceSession:
+    def _create_session(self, so: ort.SessionOptions, providers: list[str] | None,
+                        options: list[dict[str, Any]] | None) -> ort.InferenceSession:
         try:
             # When a provider fails to start, onnxruntime prints its fallback notice with
             # print(): keep it off standard output, which may be JSON (`bench --format json`).

@@ -13,9 +13,9 @@ from . import debug_option
 def providers_dict() -> dict[str, Any]:
     import onnxruntime
 
-    from ..providers import PROVIDERS, auto_order, load_failure, short_name
+    from ..providers import PROVIDERS, auto_order, available, load_failure, short_name
 
-    have = onnxruntime.get_available_providers()
+    have = available()  # onnxruntime's list and the plugin packages installed beside it
     rows = []
     for s in PROVIDERS.values():
         why = load_failure(s) if s.ort_name in have else None
