@@ -24,7 +24,32 @@ ARM = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 asimddp\n"
     ("arm64", ARM, "", "arm64"),
 ])
 def test_detect(machine, cpuinfo, model, expected):
-    assert detect(machine, cpuinfo, model) == expected
+    assert detect(machine, cpuinfo, model, cuda=False) == expected
+
+
+def test_an_x86_machine_that_runs_cuda_is_a_cuda_target():
+    """auto runs there on the GPU, where QDQ INT8 was slower than float32: fp16 is its recipe.
+    Jetson boards are told apart by their device tree, as before."""
+    assert detect("x86_64", VNNI, "", cuda=True) == "x86-cuda"
+    assert get("x86-cuda").quantization.conv_method == "fp16"
+    assert detect("aarch64", ARM, "NVIDIA Jetson Orin Nano Developer Kit\x00",
+                  cuda=True) == "jetson-orin"
+
+
+def test_a_cpu_wheel_does_not_run_cuda(monkeypatch):
+    import onnxruntime
+
+    from edge_infer.devices import profiles
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert profiles._runs_cuda() is False
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr("edge_infer.runtime.providers.load_failure",
+                        lambda spec: "libcublasLt.so.13: cannot open shared object file")
+    assert profiles._runs_cuda() is False  # the GPU wheel without CUDA's libraries
+    monkeypatch.setattr("edge_infer.runtime.providers.load_failure", lambda spec: None)
+    assert profiles._runs_cuda() is True
 
 
 def test_host_resolves_to_a_registered_profile():
