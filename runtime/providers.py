@@ -167,13 +167,47 @@ def _library_failure(capi: str, library: str) -> str | None:
     if not os.path.exists(path):
         return None
     shared = os.path.join(capi, "libonnxruntime_providers_shared.so")
+
+    def load() -> str | None:
+        try:
+            if os.path.exists(shared):
+                ctypes.CDLL(shared, mode=ctypes.RTLD_GLOBAL)
+            ctypes.CDLL(path)
+        except OSError as exc:
+            return str(exc).removeprefix(f"{path}: ").strip() or type(exc).__name__
+        return None
+
+    why = load()
+    if why is not None and library in ("cuda", "tensorrt") and _preload_cuda_wheels():
+        why = load()
+    return why
+
+
+def _preload_cuda_wheels() -> bool:
+    """Load CUDA and cuDNN from NVIDIA's pip wheels (``pip install onnxruntime-gpu[cuda,cudnn]``)
+    the way onnxruntime's documentation says to (``onnxruntime.preload_dlls()``): the loader
+    does not search site-packages, so without this the CUDA provider cannot start. True when
+    there were wheels to load from; what preload_dlls prints is dropped (the retry's reason is
+    what gets reported)."""
+    import contextlib
+    import importlib.util
+    import io
+
+    import onnxruntime
+
+    preload = getattr(onnxruntime, "preload_dlls", None)
     try:
-        if os.path.exists(shared):
-            ctypes.CDLL(shared, mode=ctypes.RTLD_GLOBAL)
-        ctypes.CDLL(path)
-    except OSError as exc:
-        return str(exc).removeprefix(f"{path}: ").strip() or type(exc).__name__
-    return None
+        has_wheels = importlib.util.find_spec("nvidia") is not None
+    except (ImportError, ValueError):
+        has_wheels = False
+    if preload is None or not has_wheels:
+        return False
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            preload()
+        except Exception:  # a failed preload leaves the first reason standing
+            return False
+    return True
 
 
 def auto_order(available_names: Iterable[str],

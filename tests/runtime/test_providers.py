@@ -199,3 +199,60 @@ def test_model_keeps_onnxruntimes_fallback_notice_off_stdout(monkeypatch, capsys
     Model(path, providers=["cpu"])
     out, err = capsys.readouterr()
     assert out == "" and "EP Error" in err
+
+
+def test_cuda_libraries_from_nvidias_wheels_are_preloaded(tmp_path, monkeypatch, capsys):
+    """With `pip install onnxruntime-gpu[cuda,cudnn]` the CUDA libraries sit in site-packages,
+    where the loader does not look: onnxruntime's preload_dlls() loads them, as its docs say,
+    and the provider library then loads. What preload_dlls prints stays off stdout."""
+    import ctypes
+    import importlib.util
+
+    import onnxruntime
+
+    from edge_infer.runtime.providers import _library_failure
+
+    (tmp_path / "libonnxruntime_providers_cuda.so").write_bytes(b"stand-in")
+    calls = []
+
+    def fake_cdll(path, mode=0):
+        if path.endswith("providers_cuda.so") and not calls:
+            raise OSError(f"{path}: libcublasLt.so.13: cannot open shared object file")
+        return object()
+
+    def fake_preload():
+        print("Failed to load libcufft.so.12")
+        calls.append("preload")
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(ctypes, "CDLL", fake_cdll)
+    monkeypatch.setattr(onnxruntime, "preload_dlls", fake_preload, raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "nvidia" else real_find_spec(name, *a))
+    assert _library_failure(str(tmp_path), "cuda") is None
+    assert calls == ["preload"] and capsys.readouterr().out == ""
+
+
+def test_without_nvidias_wheels_the_loaders_reason_stands(tmp_path, monkeypatch):
+    import ctypes
+    import importlib.util
+
+    import onnxruntime
+
+    from edge_infer.runtime.providers import _library_failure
+
+    (tmp_path / "libonnxruntime_providers_cuda.so").write_bytes(b"stand-in")
+
+    def fake_cdll(path, mode=0):
+        if path.endswith("providers_cuda.so"):
+            raise OSError(f"{path}: libcublasLt.so.13: cannot open shared object file")
+        return object()
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(ctypes, "CDLL", fake_cdll)
+    monkeypatch.setattr(onnxruntime, "preload_dlls", lambda: pytest.fail("no wheels to load"),
+                        raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "nvidia" else real_find_spec(name, *a))
+    assert _library_failure(str(tmp_path), "cuda") == ("libcublasLt.so.13: cannot open shared "
+                                                       "object file")
