@@ -78,3 +78,29 @@ def test_layer_coverage_reports_each_layer_it_is_asked_for():
     bad = subprocess.run([sys.executable, script, "--layer", "Conv9D"], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and "unknown layer 'Conv9D'" in bad.stderr
+
+
+def test_suite_prepares_here_and_measures_a_moved_folder(tmp_path):
+    """--prepare writes everything under one folder with relative paths, so the folder can be
+    copied to a target and timed there with --measure (no TensorFlow; Keras is not timed)."""
+    script = str(ROOT / "benchmarks" / "suite.py")
+    made = subprocess.run([sys.executable, script, "--quick", "--only", "cnn",
+                           "--prepare", str(tmp_path / "here")],
+                          capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert "--measure" in made.stdout
+    moved = tmp_path / "there"
+    (tmp_path / "here").rename(moved)
+    out = tmp_path / "figures.json"
+    timed = subprocess.run([sys.executable, script, "--quick", "--measure", str(moved),
+                            "--save", str(out)], capture_output=True, text=True, timeout=600)
+    assert timed.returncode == 0, timed.stderr[-3000:]
+    report = json.loads(out.read_text())
+    cnn = report["models"]["cnn"]
+    assert "keras" not in cnn and report["prepared_on"]["versions"]["tensorflow"]
+    assert {"float32", "int8-static", "fp16"} <= set(cnn["side_by_side"])
+    assert cnn["side_by_side"]["int8-static"]["accuracy"] > 0.5
+    assert "Keras is not timed here" in timed.stdout
+    missing = subprocess.run([sys.executable, script, "--measure", str(tmp_path / "nothing")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "expected a folder made by --prepare" in missing.stderr
