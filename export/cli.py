@@ -59,7 +59,7 @@ def export(source: Path, out: Path | None, opset: int, tolerance: float, samples
                           dataset=dataset, safe_mode=not unsafe,
                           labels=tuple(n.strip() for n in labels.split(",")) if labels else ())
     require_training_stack("edge-infer export")
-    quiet_tensorflow()
+    quiet_tensorflow(load=True)
     from .exporter import export as run_export
     from .report import kib
 
@@ -265,7 +265,7 @@ def pipeline(architecture: str, dataset: str | None, device: str, method: str, e
 
     ExtraMissingError.require("edge-infer pipeline", "train", "tensorflow", "tf2onnx", "onnx",
                               "sympy", "matplotlib")
-    quiet_tensorflow()
+    quiet_tensorflow(load=True)
     from .pipeline import pipeline as run_pipeline
 
     import contextlib

@@ -88,7 +88,7 @@ def train(architecture: str | None, dataset: str | None, epochs: int | None, bat
     from .trainer import require_training_stack
 
     require_training_stack()
-    quiet_tensorflow()
+    quiet_tensorflow(load=True)
     from .trainer import train as run_training
 
     def log(message: str) -> None:
