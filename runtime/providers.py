@@ -335,7 +335,8 @@ def session_providers(session_options: Any, choice: ProviderChoice
     Without a plugin provider: the choice as it is. With one, onnxruntime takes providers only
     from the session options (a plugin's name in ``providers`` runs on CPU without a word): the
     plugin's devices are added there, the built-in providers after it by name, CPU closing the
-    list on its own; then ``(None, None)``.
+    list on its own; then ``(None, None)``. The session options given are changed: a
+    ``SessionOptions`` passed to ``Model`` serves one session.
     """
     if not any(served_by_plugin(_BY_ORT_NAME[n]) for n in choice.providers if n in _BY_ORT_NAME):
         return choice.providers, choice.options

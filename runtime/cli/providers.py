@@ -54,6 +54,6 @@ def providers(fmt: str) -> None:
         lines.append(f"{r['name'].ljust(nw)}  {mark:<9}  {r['onnxruntime_name'].ljust(ow)}  "
                      f"{r['description']}")
     lines.append(f"auto picks: {', '.join(d['auto'])}")
-    lines += [f"* {r['name']} is in this build but cannot load: {r['cannot_load']}"
+    lines += [f"* {r['name']} is installed but cannot load: {r['cannot_load']}"
               for r in rows if r["cannot_load"]]
     click.echo("\n".join(lines))

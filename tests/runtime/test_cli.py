@@ -274,7 +274,7 @@ def test_providers_marks_a_provider_that_cannot_load(runner, monkeypatch):
     result = invoke(runner, "providers")
     assert result.exit_code == 0
     assert "auto picks: cuda, cpu" in result.output
-    assert "* tensorrt is in this build but cannot load: libnvinfer.so.10" in result.output
+    assert "* tensorrt is installed but cannot load: libnvinfer.so.10" in result.output
     doc = json.loads(invoke(runner, "providers", "-f", "json").output)
     assert doc["available"] == ["cuda", "cpu"] and doc["auto"] == ["cuda", "cpu"]
     trt = next(p for p in doc["providers"] if p["name"] == "tensorrt")
