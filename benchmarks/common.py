@@ -7,6 +7,7 @@ runnable in a child process that never does (its thread pools distort onnxruntim
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -51,6 +52,25 @@ def quality(out: np.ndarray, x: np.ndarray, y: np.ndarray | None, task: str) -> 
     if task == "classification" and y is not None:
         return {"accuracy": float(np.mean(predicted_classes(out) == y.reshape(-1)))}
     return {"mse": float(np.mean((out.reshape(x.shape).astype(np.float64) - x) ** 2))}
+
+
+# -- a benchmark in two halves: prepared here, measured on a target -------------------------------
+
+def add_split_arguments(parser: Any) -> None:
+    """``--prepare DIR`` (the TensorFlow side, here) and ``--measure DIR`` (the timing, on a
+    machine that needs only the runtime)."""
+    parser.add_argument("--prepare", type=Path, metavar="DIR",
+                        help="only the TensorFlow side: write the models to DIR")
+    parser.add_argument("--measure", type=Path, metavar="DIR",
+                        help="only time a --prepare folder, here (no TensorFlow needed)")
+
+
+def read_prepared(root: Path, name: str) -> dict[str, Any]:
+    """The description ``--prepare`` wrote into ``root``; exits saying what was expected."""
+    if not (root / name).is_file():
+        raise SystemExit(f"{root}: expected a folder made by --prepare (with {name}), "
+                         "found none")
+    return json.loads((root / name).read_text())
 
 
 # -- TensorFlow process -------------------------------------------------------------------------

@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import median_ms, train_run  # noqa: E402
+from common import add_split_arguments, median_ms, read_prepared, train_run  # noqa: E402
 
 TYPES = {"U8S8": ("QUInt8", "QInt8"), "U8U8": ("QUInt8", "QUInt8"), "S8S8": ("QInt8", "QInt8")}
 
@@ -149,10 +149,7 @@ def prepare(root: Path, run: Path | None) -> dict[str, Any]:
 
 def measure(root: Path, runs: int, threads: int | None = None) -> dict[str, Any]:
     """Time a prepared folder here, in a child process that never imports TensorFlow."""
-    if not (root / SPEC).is_file():
-        raise SystemExit(f"{root}: expected a folder made by --prepare (with {SPEC}), "
-                         "found none")
-    spec = json.loads((root / SPEC).read_text())
+    spec = read_prepared(root, SPEC)
     spec["data"] = str(root / spec["data"])
     spec["variants"] = {k: (str(root / path), own or threads)
                         for k, (path, own) in spec["variants"].items()}
@@ -173,10 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--run", type=Path, help="a trained cnn run folder (default: train)")
-    parser.add_argument("--prepare", type=Path, metavar="DIR",
-                        help="only the TensorFlow side: write the variants to DIR")
-    parser.add_argument("--measure", type=Path, metavar="DIR",
-                        help="only time a --prepare folder, here (no TensorFlow needed)")
+    add_split_arguments(parser)
     parser.add_argument("--threads", type=int,
                         help="intra-op threads of the variants that do not set their own "
                              "(default: onnxruntime's choice, one per core it sees)")

@@ -19,17 +19,6 @@ from typing import Any
 import numpy as np
 
 
-def _options(pairs: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        provider, dot, name = key.partition(".")
-        if not (sep and dot and provider and name):
-            raise SystemExit(f"-O expects PROVIDER.KEY=VALUE, found {pair!r}")
-        out.setdefault(provider, {})[name] = value
-    return out
-
-
 def _inputs(model: Any, batch: int, given: np.ndarray | None) -> np.ndarray:
     if given is not None:
         reps = -(-batch // len(given))
@@ -55,12 +44,14 @@ def main() -> None:
 
     from edge_infer.runtime import Model
 
+    from edge_infer.runtime.cli.options import parse_provider_options
     from edge_infer.runtime.errors import EdgeInferError
 
     try:
+        options = parse_provider_options(tuple(args.provider_option))
         cpu = Model(args.model, providers=["cpu"], threads=args.threads)
         other = Model(args.model, providers=[args.provider], threads=args.threads, strict=True,
-                      provider_options=_options(args.provider_option))
+                      provider_options=options)
     except EdgeInferError as exc:
         raise SystemExit(f"error: {exc}") from None
     given = np.load(args.input) if args.input else None

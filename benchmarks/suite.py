@@ -46,8 +46,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import (BATCHES, keras_timings, litert_figures, onnx_figures,  # noqa: E402
-                    tflite_models, train_run)
+from common import (BATCHES, add_split_arguments, keras_timings,  # noqa: E402
+                    litert_figures, onnx_figures, read_prepared, tflite_models, train_run)
 from runtime_overhead import EDITABLE_NOTE  # noqa: E402
 
 MODELS = {"cnn": "digits", "cifar_cnn": "digits", "lstm": "waves", "autoencoder": "digits"}
@@ -173,11 +173,7 @@ def measure(root: Path, runs: int, calls: int, processes: int, threads: int,
     from edge_infer.runtime.bench import machine
     from edge_infer.runtime.versions import installed_versions
 
-    spec_file = root / SPEC
-    if not spec_file.is_file():
-        raise SystemExit(f"{root}: expected a folder made by --prepare (with {SPEC}), "
-                         "found none")
-    prepared = json.loads(spec_file.read_text())
+    prepared = read_prepared(root, SPEC)
     started = time.perf_counter()
     report: dict[str, Any] = {
         "machine": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -222,10 +218,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="host",
                         help="device profile(s) to quantize for, comma-separated")
-    parser.add_argument("--prepare", type=Path, metavar="DIR",
-                        help="only the TensorFlow side: write the models to DIR")
-    parser.add_argument("--measure", type=Path, metavar="DIR",
-                        help="only time a --prepare folder, here (no TensorFlow needed)")
+    add_split_arguments(parser)
     parser.add_argument("--save", type=Path)
     parser.add_argument("--load", type=Path)
     parser.add_argument("--json", action="store_true")

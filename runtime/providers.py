@@ -105,21 +105,23 @@ def available() -> list[str]:
 
     names = list(onnxruntime.get_available_providers())
     extra = [s.ort_name for s in PROVIDERS.values()
-             if s.plugin is not None and s.ort_name not in names and plugins.installed(s.plugin)]
+             if s.ort_name not in names and served_by_plugin(s, names)]
     at = names.index("CPUExecutionProvider") if "CPUExecutionProvider" in names else len(names)
     return names[:at] + extra + names[at:]
 
 
-def served_by_plugin(spec: ProviderSpec) -> bool:
-    """Whether ``spec`` runs through its plugin package rather than the onnxruntime build."""
+def served_by_plugin(spec: ProviderSpec, listed: Sequence[str] | None = None) -> bool:
+    """Whether ``spec`` runs through its plugin package rather than the onnxruntime build
+    (``listed``: onnxruntime's own provider list, when the caller has it)."""
     if spec.plugin is None:
         return False
     if plugins.registered(spec.ort_name):
         return True
-    import onnxruntime
+    if listed is None:
+        import onnxruntime
 
-    return (spec.ort_name not in onnxruntime.get_available_providers()
-            and plugins.installed(spec.plugin))
+        listed = onnxruntime.get_available_providers()
+    return spec.ort_name not in listed and plugins.installed(spec.plugin)
 
 
 def short_name(ort_name: str) -> str:

@@ -23,11 +23,11 @@ def providers_dict() -> dict[str, Any]:
                      "available": s.ort_name in have and why is None,
                      "cannot_load": why, "description": s.description,
                      "options": dict(s.aliases)})
+    failed = {r["onnxruntime_name"] for r in rows if r["cannot_load"]}
     return {
         "onnxruntime": onnxruntime.__version__,
         "device": onnxruntime.get_device(),
-        "available": [short_name(p) for p in have
-                      if not any(r["cannot_load"] for r in rows if r["onnxruntime_name"] == p)],
+        "available": [short_name(p) for p in have if p not in failed],
         "auto": [s.short for s in auto_order(have, load_failure)],
         "providers": rows,
     }
