@@ -1,10 +1,13 @@
-"""``atomic_folder``: a folder appears complete or not at all."""
+"""``atomic_open``/``atomic_folder``: a file or folder appears complete or not at all."""
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
-from edge_infer.runtime.atomic import atomic_folder
+from edge_infer.runtime.atomic import atomic_folder, atomic_open
 
 
 def test_folder_appears_only_when_the_block_succeeds(tmp_path):
@@ -37,3 +40,32 @@ def test_an_empty_target_is_replaced_and_a_full_one_is_not(tmp_path):
             (work / "b.txt").write_text("y")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
     assert [p.name for p in (tmp_path / "empty").iterdir()] == ["a.txt"]
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_files_and_folders_get_the_permissions_open_and_mkdir_give(tmp_path, umask_022):
+    """Not tempfile's owner-only 0600/0700: a deployed model must be readable by its service."""
+    with atomic_folder(tmp_path / "run") as work:
+        with atomic_open(work / "model.onnx") as fh:
+            fh.write(b"x")
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "run" / "model.onnx").stat().st_mode) == 0o644
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_replaced_file_keeps_its_permissions(tmp_path, umask_022):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    with atomic_open(path) as fh:
+        fh.write(b"new")
+    assert path.read_bytes() == b"new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
