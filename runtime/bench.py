@@ -10,16 +10,25 @@ meaning or goes away; new fields may be added)::
      "machine": {"platform", "machine", "cpu", "cores", "python", "onnxruntime"},
      "config": {"batch_sizes": [int], "runs", "warmup", "threads": int|null,
                 "providers": [str], "dims": {name: int}, "io_binding": bool,
-                "input": str|null},
+                "spinning": bool|null, "rate_hz": float|null, "input": str|null},
      "results": [{"model": path, "size_bytes", "provider": str (what ran), "threads",
                   "session_seconds", "peak_rss_mib": float|null,
                   "batches": [{"batch_size", "latency_ms": {"min", "p50", "p90", "p99", "max",
-                               "mean"}, "throughput_per_s",
+                               "mean"}, "throughput_per_s", "cpu_percent",
                                "speedup_vs_first": float|null}]}]}
 
 With ``io_binding`` each timed call is ``runner(inputs)`` on a ``Model.bind()`` runner: the
 inputs are copied into buffers bound once to the session (as TFLite's ``set_tensor`` + ``invoke``
 do) instead of passing through ``Model.run``'s per-call conversion.
+
+``rate_hz`` paces the timed calls as a sensor or camera loop makes them: each call starts on
+its tick (``1 / rate_hz`` apart) and the process sleeps in between. Latency is still the call's
+own; ``throughput_per_s`` is then what the calls would sustain back to back (batch over the
+mean latency), not the paced rate. ``cpu_percent`` is the CPU time the whole process used
+during the timed runs (every thread, sleeps included) over their wall time, in percent of one
+core: back to back it says how many cores a call keeps busy; paced, what the loop costs.
+``spinning`` (null: onnxruntime's default, on) is whether onnxruntime's idle threads spin-wait
+for work: they go on spinning for a while after each call, which a paced loop pays for.
 
 ``speedup_vs_first`` is the first model's p50 latency at the same batch size divided by this
 one's (above 1: faster); null for the first model.
@@ -63,6 +72,8 @@ class BenchConfig:
     dims: tuple[tuple[str, int], ...] = ()  # symbolic dimension -> value (the batch excepted)
     seed: int = 0
     io_binding: bool = False  # time Model.bind() runners (inputs copied into bound buffers)
+    spinning: bool | None = None  # onnxruntime's idle threads spin-wait (None: its default)
+    rate_hz: float | None = None  # pace the timed calls at this rate (None: back to back)
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -73,6 +84,8 @@ class BenchConfig:
             raise UsageError(f"warmup must be >= 0, found {self.warmup}")
         if self.threads is not None and self.threads < 0:
             raise UsageError(f"threads must be >= 0, found {self.threads}")
+        if self.rate_hz is not None and not self.rate_hz > 0:
+            raise UsageError(f"rate must be > 0 calls per second, found {self.rate_hz}")
 
     def options(self) -> dict[str, dict[str, str]]:
         return {name: dict(items) for name, items in self.provider_options}
@@ -81,7 +94,8 @@ class BenchConfig:
         return {"batch_sizes": list(self.batch_sizes), "runs": self.runs,
                 "warmup": self.warmup, "threads": self.threads,
                 "providers": list(self.providers), "dims": dict(self.dims),
-                "io_binding": self.io_binding}
+                "io_binding": self.io_binding, "spinning": self.spinning,
+                "rate_hz": self.rate_hz}
 
 
 @dataclass
@@ -89,6 +103,7 @@ class BatchFigures:
     batch_size: int
     latency_ms: dict[str, float]  # min, p50, p90, p99, max, mean
     throughput_per_s: float
+    cpu_percent: float  # process CPU time over wall time during the timed runs; 100 = 1 core
     speedup_vs_first: float | None = None
     samples_ms: list[float] = field(default_factory=list, repr=False)
 
@@ -185,6 +200,37 @@ def _percentiles(times_ms: np.ndarray) -> dict[str, float]:
             "max": float(times_ms.max()), "mean": float(times_ms.mean())}
 
 
+def _timed(call: Callable[[], Any], runs: int, rate_hz: float | None,
+           progress: Progress | None) -> tuple[np.ndarray, float]:
+    """Seconds per call, and the process's CPU use over the loop in percent of one core.
+    With ``rate_hz`` each call starts on its tick; a call that overruns its period delays
+    the next one rather than being followed by a burst."""
+    period = 1.0 / rate_hz if rate_hz else 0.0
+    times = np.empty(runs)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    due = wall0
+    for i in range(runs):
+        if period:
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        t0 = time.perf_counter()
+        call()
+        t1 = time.perf_counter()
+        times[i] = t1 - t0
+        if period:
+            due = max(due + period, t1)
+        if progress is not None:
+            progress(1)
+    if period:  # a paced loop's last period counts too: threads may spin through it
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+    return times, 100.0 * cpu / wall if wall > 0 else 0.0
+
+
 def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
               inputs: Mapping[str, np.ndarray] | Callable[[Any], Mapping[str, np.ndarray]]
               | None = None, progress: Progress | None = None) -> BenchResult:
@@ -197,7 +243,8 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
     _reset_peak_rss()
     start = time.perf_counter()
     model = Model(path, providers=list(config.providers), threads=config.threads,
-                  provider_options=config.options(), strict=config.strict)
+                  spinning=config.spinning, provider_options=config.options(),
+                  strict=config.strict)
     session_seconds = time.perf_counter() - start
     if callable(inputs):
         inputs = inputs(model)
@@ -211,16 +258,10 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
             call = lambda feed=feed, runner=runner: runner(feed)  # noqa: E731
         for _ in range(config.warmup):
             call()
-        times = np.empty(config.runs)
-        for i in range(config.runs):
-            t0 = time.perf_counter()
-            call()
-            times[i] = time.perf_counter() - t0
-            if progress is not None:
-                progress(1)
+        times, cpu_percent = _timed(call, config.runs, config.rate_hz, progress)
         ms = times * 1000
         batches.append(BatchFigures(batch, _percentiles(ms), float(batch / times.mean()),
-                                    samples_ms=[float(t) for t in ms]))
+                                    cpu_percent, samples_ms=[float(t) for t in ms]))
     return BenchResult(str(path), path.stat().st_size, model.provider, config.threads,
                        session_seconds, peak_rss_mib(), batches)
 
@@ -278,6 +319,12 @@ def benchmark_subprocess(paths: Sequence[str | Path], config: BenchConfig = Benc
         args += ["--batch-size", str(b)]
     if config.threads is not None:
         args += ["--threads", str(config.threads)]
+    if config.spinning is not None:
+        args += ["--spin" if config.spinning else "--no-spin"]
+    if config.rate_hz is not None:
+        args += ["--rate", repr(config.rate_hz)]
+    if config.io_binding:
+        args += ["--io-binding"]
     done = subprocess.run([*args, *map(str, paths)], capture_output=True, text=True)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
@@ -296,10 +343,13 @@ def _main(argv: Sequence[str]) -> None:
     parser.add_argument("--provider", action="append", dest="providers")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--io-binding", action="store_true")
+    parser.add_argument("--spin", action=argparse.BooleanOptionalAction, default=None,
+                        dest="spinning")
+    parser.add_argument("--rate", type=float, default=None, dest="rate_hz")
     a = parser.parse_args(argv)
     config = BenchConfig(tuple(a.batch_sizes or (1,)), a.runs, a.warmup,
                          tuple(a.providers or ("cpu",)), threads=a.threads,
-                         io_binding=a.io_binding)
+                         io_binding=a.io_binding, spinning=a.spinning, rate_hz=a.rate_hz)
     results = [benchmark(m, config) for m in a.models]
     compare(results)
     print(json.dumps(report(results, config)))

@@ -37,9 +37,13 @@ def _load_input(path: str, model: Any) -> dict[str, Any]:
     return model.signature.prepare(batch.arrays, cast=batch.cast)
 
 
+def _percent(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
 def table(doc: dict[str, Any]) -> str:
     header = ["model", "provider", "session", "batch", "p50 ms", "p90 ms", "p99 ms", "min ms",
-              "max ms", "samples/s", "peak MiB", "vs first"]
+              "max ms", "samples/s", "CPU %", "peak MiB", "vs first"]
     rows = []
     for r in doc["results"]:
         for b in r["batches"]:
@@ -49,7 +53,7 @@ def table(doc: dict[str, Any]) -> str:
                          f"{r['session_seconds'] * 1000:.0f} ms", str(b["batch_size"]),
                          f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
                          f"{lat['min']:.3f}", f"{lat['max']:.3f}",
-                         f"{b['throughput_per_s']:,.0f}",
+                         f"{b['throughput_per_s']:,.0f}", _percent(b["cpu_percent"]),
                          "-" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.0f}",
                          "" if speed is None else f"{speed:.2f}x"])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
@@ -62,8 +66,10 @@ def table(doc: dict[str, Any]) -> str:
     m, c = doc["machine"], doc["config"]
     threads = "onnxruntime's default" if c["threads"] is None else c["threads"]
     how = "bound buffers (--io-binding)" if c.get("io_binding") else "Model.run"
+    pace = f"one call every {1000 / c['rate_hz']:g} ms" if c.get("rate_hz") else "back to back"
+    spin = {None: "", True: ", spinning on", False: ", spinning off"}[c.get("spinning")]
     lines = [f"{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; threads "
-             f"{threads}; {how}, {c['runs']} runs after {c['warmup']} warm-up",
+             f"{threads}{spin}; {how}, {c['runs']} runs {pace} after {c['warmup']} warm-up",
              fmt(header), *(fmt(row) for row in rows)]
     return "\n".join(lines)
 
@@ -117,6 +123,14 @@ def plot(results: list[Any], path: Path) -> None:
 @click.option("--io-binding", is_flag=True,
               help="Time Model.bind() runners: inputs copied into buffers bound once to the "
                    "session, no per-call conversion (what a camera loop should use).")
+@click.option("--rate", "rate_hz", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="HZ",
+              help="Pace the timed calls at HZ per second, as a camera or sensor loop makes "
+                   "them (default: back to back). CPU % then says what the loop costs.")
+@click.option("--spin/--no-spin", "spinning", default=None,
+              help="Let onnxruntime's idle threads spin-wait for work (its default: the "
+                   "lowest latency back to back) or sleep (--no-spin: far less CPU in a "
+                   "paced loop).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -127,7 +141,7 @@ def plot(results: list[Any], path: Path) -> None:
 def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warmup: int,
           providers: tuple[str, ...], provider_option: tuple[str, ...], strict: bool,
           threads: int | None, dims: tuple[str, ...], input_file: str | None,
-          io_binding: bool, fmt: str,
+          io_binding: bool, rate_hz: float | None, spinning: bool | None, fmt: str,
           output: Path | None, plot_path: Path | None) -> None:
     """Benchmark one or more models: session creation, latency percentiles, throughput,
     peak memory and the provider that ran, each model against the first.
@@ -138,6 +152,7 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
       edge-infer bench model.onnx model.int8.onnx model.fp16.onnx -b 1 -b 64
       edge-infer bench lstm.onnx --dim sequence=50 --format json -o bench.json
       edge-infer bench model.onnx -p cuda --plot latency.png
+      edge-infer bench model.onnx --rate 30 --no-spin     # a 30 fps camera loop
     """
     from ..bench import BenchConfig, benchmark, compare, report
 
@@ -145,7 +160,8 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
     config = BenchConfig(tuple(batch_sizes) or (1,), runs, warmup,
                          tuple(providers) or ("auto",),
                          tuple((k, tuple(v.items())) for k, v in options.items()), strict,
-                         threads, _parse_dims(dims), io_binding=io_binding)
+                         threads, _parse_dims(dims), io_binding=io_binding, spinning=spinning,
+                         rate_hz=rate_hz)
     for m in models:
         if not Path(m).is_file():
             raise UsageError(f"model file {m} does not exist")

@@ -10,10 +10,12 @@ from click.testing import CliRunner
 
 from edge_infer.runtime.bench import BenchConfig, benchmark, compare
 from edge_infer.runtime.cli import cli
+from edge_infer.runtime.errors import InputError
+from edge_infer.runtime.model import SessionConfig
 
 RESULT_KEYS = {"model", "size_bytes", "provider", "threads", "session_seconds", "peak_rss_mib",
                "batches"}
-BATCH_KEYS = {"batch_size", "latency_ms", "throughput_per_s", "speedup_vs_first"}
+BATCH_KEYS = {"batch_size", "latency_ms", "throughput_per_s", "cpu_percent", "speedup_vs_first"}
 LATENCY_KEYS = {"min", "p50", "p90", "p99", "max", "mean"}
 
 
@@ -33,7 +35,7 @@ def test_json_follows_the_documented_schema(models, tmp_path):
     assert set(doc["machine"]) == {"platform", "machine", "cpu", "cores", "python", "onnxruntime"}
     assert doc["config"] == {"batch_sizes": [1, 16], "runs": 15, "warmup": 2, "threads": 1,
                              "providers": ["cpu"], "dims": {}, "io_binding": False,
-                             "input": None}
+                             "spinning": None, "rate_hz": None, "input": None}
     assert [r["model"] for r in doc["results"]] == [str(a), str(b)]
     for i, r in enumerate(doc["results"]):
         assert set(r) == RESULT_KEYS and r["provider"] == "cpu" and r["threads"] == 1
@@ -45,6 +47,7 @@ def test_json_follows_the_documented_schema(models, tmp_path):
             lat = x["latency_ms"]
             assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
             assert x["throughput_per_s"] == pytest.approx(x["batch_size"] / lat["mean"] * 1000)
+            assert x["cpu_percent"] > 0
             if i == 0:
                 assert x["speedup_vs_first"] is None
             else:
@@ -57,7 +60,7 @@ def test_table_has_a_row_per_model_and_batch_with_ratios(models):
     result = _bench(str(a), str(b), "-b", "1", "-b", "4", "-n", "5", "--warmup", "0")
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert "runs after 0 warm-up" in lines[0] and lines[1].split()[:2] == ["model", "provider"]
+    assert "runs back to back after 0 warm-up" in lines[0] and lines[1].split()[:2] == ["model", "provider"]
     rows = [line.split() for line in lines[2:]]
     assert [(r[0], r[4]) for r in rows] == [("a.onnx", "1"), ("a.onnx", "4"),
                                             ("cnn.onnx", "1"), ("cnn.onnx", "4")]
@@ -98,6 +101,7 @@ def test_given_samples_are_repeated_to_the_batch_size(models, tmp_path):
     (["-b", "0"], "--batch-size"),
     (["-p", "warp-drive"], "warp-drive"),
     (["--dim", "T"], "--dim expects NAME=N"),
+    (["--rate", "0"], "--rate"),
 ])
 def test_bad_arguments_get_one_line_and_exit_2(models, args, message):
     result = _bench(str(models.classifier()), *args)
@@ -131,3 +135,42 @@ def test_io_binding_mode_is_recorded_and_runs(models):
     assert doc["results"][0]["batches"][0]["latency_ms"]["p50"] > 0
     table = _bench(str(models.image_cnn()), "--io-binding", "-n", "5")
     assert "bound buffers (--io-binding)" in table.output
+
+
+def test_paced_calls_start_on_their_ticks(models):
+    """At 100 Hz, 6 calls and their periods take at least 60 ms however fast each call is."""
+    import time
+
+    path = models.classifier()
+    config = BenchConfig(runs=6, warmup=0, rate_hz=100.0, spinning=False)
+    start = time.perf_counter()
+    result = benchmark(path, config)
+    paced = time.perf_counter() - start
+    figures = result.figures(1)
+    assert paced >= 0.06 and len(figures.samples_ms) == 6
+    assert max(figures.samples_ms) < 10  # the sleeps are not timed as latency
+    assert figures.cpu_percent >= 0
+
+
+def test_pacing_and_spinning_are_recorded(models):
+    result = _bench(str(models.classifier()), "--rate", "250", "--no-spin", "-n", "5",
+                    "-f", "json")
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.output)["config"]
+    assert config["rate_hz"] == 250 and config["spinning"] is False
+    table = _bench(str(models.classifier()), "--rate", "250", "--spin", "-n", "5")
+    assert table.exit_code == 0, table.output
+    assert "spinning on" in table.output and "one call every 4 ms" in table.output
+    assert "CPU %" in table.output
+
+
+def test_spinning_reaches_onnxruntime():
+    for value, flag in ((False, "0"), (True, "1")):
+        so = SessionConfig(spinning=value).session_options()
+        assert so.get_session_config_entry("session.intra_op.allow_spinning") == flag
+        assert so.get_session_config_entry("session.inter_op.allow_spinning") == flag
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # its default
+        SessionConfig().session_options().get_session_config_entry(
+            "session.intra_op.allow_spinning")
+    with pytest.raises(InputError, match="spinning must be"):
+        SessionConfig(spinning="no")
