@@ -8,7 +8,6 @@ can be read by the service user it is deployed for. A file that already exists k
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ def _unique(folder: Path, prefix: str, suffix: str, make: Callable[[Path], T]) -
     """Create a new entry in ``folder`` under a random name with ``make`` (which must fail
     with ``FileExistsError`` on a clash, as ``O_EXCL`` and ``mkdir`` do)."""
     for _ in range(100):
-        path = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        path = folder / f"{prefix}{os.urandom(4).hex()}{suffix}"
         try:
             made = make(path)
         except FileExistsError:
