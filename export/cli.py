@@ -276,3 +276,6 @@ def pipeline(architecture: str, dataset: str | None, device: str, method: str, e
         result = run_pipeline(config, log=lambda m: click.echo(m, err=True))
     click.echo(f"report: {result.path / 'report.md'} (and report.json)")
     click.echo(f"run it: {result.run_command()}")
+    faster = result.faster_line()
+    if faster is not None:
+        click.echo(f"faster on this machine: {faster}")

@@ -66,11 +66,24 @@ class PipelineResult:
     best: Path  # the model to deploy: quantized when the guard passed and it is smaller
     report: dict[str, Any] = field(default_factory=dict)
 
-    def run_command(self) -> str:
+    def run_command(self, model: Path | None = None) -> str:
         inputs = self.report.get("files", {}).get("inputs", "INPUT")
         if not inputs.startswith("random:"):
             inputs = f"{self.path}{os.sep}{inputs}"
-        return f"edge-infer run {self.best} {inputs}"
+        return f"edge-infer run {model or self.best} {inputs}"
+
+    def faster_line(self) -> str | None:
+        """When a model the pipeline does not deploy runs faster here (float32 beside an INT8
+        model on a CPU without VNNI), the command for it and the two batch-1 timings."""
+        from .report import faster_than_best
+
+        faster = faster_than_best(self.report)
+        if faster is None:
+            return None
+        best = next(r for r in self.report["summary"] if r["name"] == self.report["best"])
+        return (f"{self.run_command(self.path / faster['file'])}  ({faster['name']}: "
+                f"{faster['latency_b1_ms']:.3f} against {best['latency_b1_ms']:.3f} ms at "
+                "batch 1)")
 
 
 class _Progress:

@@ -77,6 +77,29 @@ def test_the_printed_run_command_works(finished):
     assert all(p[0]["label"] in [str(i) for i in range(10)] for p in predictions)
 
 
+def test_a_faster_float32_model_is_pointed_out_beside_the_deployed_one(finished):
+    """INT8 is slower than float32 on a CPU without VNNI: the report and the last lines say so
+    with the command for float32; timings within the noise margin say nothing."""
+    import copy
+
+    from edge_infer.export.report import markdown
+
+    result, _ = finished
+    report = copy.deepcopy(result.report)
+    fp32, int8 = report["summary"]
+    int8["latency_b1_ms"], fp32["latency_b1_ms"] = 0.061, 0.052
+    faster = pmod.PipelineResult(result.path, result.best, report).faster_line()
+    assert faster == (f"edge-infer run {result.path / 'model.onnx'} {result.path}/inputs/  "
+                      "(float32: 0.052 against 0.061 ms at batch 1)")
+    md = markdown(report, "t")
+    assert "is faster on this machine at batch 1 (0.052 against 0.061 ms)" in md
+    assert "edge-infer run model.onnx inputs/" in md and "for speed here, deploy" in md
+    fp32["latency_b1_ms"] = 0.059  # 3% faster: noise
+    assert pmod.PipelineResult(result.path, result.best, report).faster_line() is None
+    md = markdown(report, "t")
+    assert "is faster on this machine" not in md and "for speed here" not in md
+
+
 def test_a_refused_quantization_keeps_float32(tmp_path, monkeypatch):
     from edge_infer.export import quantize as qmod
 
