@@ -423,11 +423,31 @@ class QuantizeResult:
                    if self.layers is not None else {})}
 
 
+def _refuse_quantized(src: Path) -> None:
+    """Quantizing a quantized model stacks a second set of scales on rounded weights, when
+    onnxruntime's quantizer gets that far: on a QDQ model it writes duplicate node names and
+    the result does not load. Say so before any work, and name the float32 source when it
+    lies beside the file under the name ``quantize`` gave it."""
+    from edge_infer.runtime.modelfile import read_model_info
+
+    fmt = read_model_info(src).quantization()["format"]
+    if fmt == "none":
+        return
+    source = next((src.with_name(src.name[:-len(end)] + ".onnx") for end in
+                   (f".{r.suffix}.onnx" for r in RECIPES.values()) if src.name.endswith(end)),
+                  None)
+    hint = (f"quantize {source} instead" if source is not None and source.is_file() else
+            "quantize the float32 model it was made from")
+    raise UsageError(f"{src.name} is already quantized ({fmt}); expected a float32 model: "
+                     f"{hint}")
+
+
 def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     log = log or (lambda _m: None)
     src = Path(config.model)
     if not src.is_file():
         raise UsageError(f"model file {src} does not exist")
+    _refuse_quantized(src)
     config = resolve(config)
     method = config.method
     recipe = RECIPES[method]

@@ -149,6 +149,27 @@ def test_device_profile_sets_the_types_and_what_auto_picks(exported, tmp_path):
     assert gpu.method == "fp16" and read_model_info(gpu.path).quantization()["format"] == "fp16"
 
 
+def test_a_quantized_model_is_refused_and_its_float32_source_named(exported, tmp_path):
+    """onnxruntime's quantizer wrote an unloadable file from a QDQ model (duplicate node
+    names), after warnings and a list of recipes to try: now one line, before any work."""
+    import shutil
+
+    from onnxruntime.quantization import quantize_dynamic
+
+    src = tmp_path / "model.onnx"
+    shutil.copy(exported["cnn"], src)
+    quantize_dynamic(str(src), str(tmp_path / "model.int8.onnx"))
+    result = CliRunner().invoke(cli, ["quantize", str(tmp_path / "model.int8.onnx"),
+                                      "--method", "static"])
+    assert result.exit_code == 2, result.output
+    assert "model.int8.onnx is already quantized (dynamic); expected a float32 model: " \
+           f"quantize {src} instead" in result.output
+    shutil.move(tmp_path / "model.int8.onnx", tmp_path / "other.onnx")
+    result = CliRunner().invoke(cli, ["quantize", str(tmp_path / "other.onnx")])
+    assert result.exit_code == 2 and "the float32 model it was made from" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "other.onnx"]
+
+
 def test_unknown_device_is_refused_with_the_known_ones(exported):
     from edge_infer.runtime.errors import UnknownNameError
 
