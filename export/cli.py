@@ -186,7 +186,8 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
               help="Evaluation data (default: the run's dataset, or its samples.npz).")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the confusion matrix as a PNG (classifiers).")
+              help="Also write the confusion matrix (classifiers) as a PNG, or as the "
+                   "format the name's suffix gives (.pdf, .svg).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @debug_option
 def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | None,
@@ -194,17 +195,22 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
     """Run MODEL over a dataset through the runtime: accuracy, per-class precision and
     recall, confusion matrix (or MSE for regressors and autoencoders), throughput."""
     quiet_tensorflow()
+    from edge_infer.train.plots import check_figure_path, confusion_plot
+
     from .evaluate import evaluate as run_evaluate, table
 
+    if plot is not None:
+        check_figure_path(plot)  # a name matplotlib cannot write fails before the evaluation
     result = run_evaluate(model, dataset, batch_size, log=lambda m: click.echo(m, err=True))
     if plot is not None and "confusion_matrix" in result:
         import numpy as np
 
-        from edge_infer.train.plots import confusion_plot
-
         confusion_plot(np.array(result["confusion_matrix"]),
                        [c["label"] for c in result["per_class"]], plot,
                        f"{model.name}: accuracy {result['accuracy']:.4f}")
+    elif plot is not None:
+        click.echo(f"note: --plot draws a confusion matrix, and {model.name} is not a "
+                   f"classifier ({result['task']}); {plot} was not written", err=True)
     if fmt == "json":
         import json
 

@@ -7,6 +7,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from edge_infer.runtime.atomic import atomic_open
+from edge_infer.runtime.errors import UsageError
+
 
 def _pyplot():
     import matplotlib
@@ -15,6 +18,31 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def check_figure_path(path: Path) -> str:
+    """The format a figure file's suffix names (png when it has none); a suffix matplotlib
+    cannot write is refused, before any work when a command checks it first."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in supported:
+        raise UsageError(f"cannot write a figure to {path}: expected a file name ending in "
+                         f".{', .'.join(sorted(supported))}, found .{fmt}")
+    return fmt
+
+
+def _save(fig, path: Path, dpi: int = 100) -> None:
+    """Write the figure whole or not at all (``evaluate --plot`` takes any path)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        fmt = check_figure_path(path)
+        with atomic_open(path, "wb") as fh:
+            fig.savefig(fh, format=fmt, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 def training_curves(history: Mapping[str, Sequence[float]], path: Path, title: str) -> None:
@@ -33,8 +61,7 @@ def training_curves(history: Mapping[str, Sequence[float]], path: Path, title: s
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
@@ -61,8 +88,7 @@ def confusion_plot(matrix: np.ndarray, labels: Sequence[str], path: Path, title:
                         color="white" if matrix[i, j] > high else "black", fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def image_grid(images: np.ndarray, path: Path, title: str, columns: int = 8) -> None:
@@ -78,5 +104,4 @@ def image_grid(images: np.ndarray, path: Path, title: str, columns: int = 8) -> 
         ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)

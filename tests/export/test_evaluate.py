@@ -51,7 +51,18 @@ def test_evaluate_a_regressor_and_the_cli(trained_runs, tmp_path):
     cnn = export(ExportConfig(trained_runs["cnn"], out=trained_runs["cnn"] / "eval2.onnx")).path
     plot = tmp_path / "cm.png"
     result = CliRunner().invoke(cli, ["evaluate", str(cnn), "--plot", str(plot)])
-    assert result.exit_code == 0 and "precision" in result.stdout and plot.stat().st_size > 0
+    assert result.exit_code == 0 and "precision" in result.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The suffix picks the format; one matplotlib cannot write is refused before any work.
+    result = CliRunner().invoke(cli, ["evaluate", str(cnn), "--plot", str(tmp_path / "cm.svg")])
+    assert result.exit_code == 0 and b"<svg" in (tmp_path / "cm.svg").read_bytes()
+    result = CliRunner().invoke(cli, ["evaluate", str(cnn), "--plot", str(tmp_path / "cm.xyz")])
+    assert result.exit_code == 2 and "found .xyz" in result.output and "precision" not in \
+        result.output
+    # A regressor has no confusion matrix: said, and nothing written.
+    result = CliRunner().invoke(cli, ["evaluate", str(path), "--plot", str(tmp_path / "r.png")])
+    assert result.exit_code == 0 and "is not a classifier" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cm.png", "cm.svg"]
 
 
 def test_a_text_model_is_evaluated_without_tensorflow(trained_runs):
