@@ -74,14 +74,27 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: list[Any], path: Path) -> None:
-    """Latency distributions: one box per model and batch size."""
+def plot_format(path: Path) -> str:
+    """The format the file name asks for (png without a suffix), checked before any timing."""
     try:
         import matplotlib
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install matplotlib (the train extra "
                          "has it)") from None
     matplotlib.use("Agg")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in supported:
+        raise UsageError(f"--plot {path}: expected a file name ending in "
+                         f".{', .'.join(sorted(supported))}, found .{fmt}")
+    return fmt
+
+
+def plot(results: list[Any], path: Path) -> None:
+    """Latency distributions: one box per model and batch size."""
+    fmt = plot_format(path)
     import matplotlib.pyplot as plt
 
     from ..atomic import atomic_open
@@ -102,7 +115,7 @@ def plot(results: list[Any], path: Path) -> None:
     fig.suptitle("latency per run (whiskers: p1-p99)", fontsize=10)
     fig.tight_layout()
     with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110)
+        fig.savefig(fh, format=fmt, dpi=110)
     plt.close(fig)
 
 
@@ -136,7 +149,8 @@ def plot(results: list[Any], path: Path) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JSON report here.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a PNG of the latency distributions (needs matplotlib).")
+              help="Write the latency distributions as a PNG, or as the format the name's "
+                   "suffix gives (.svg, .pdf; needs matplotlib).")
 @debug_option
 def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warmup: int,
           providers: tuple[str, ...], provider_option: tuple[str, ...], strict: bool,
@@ -165,6 +179,8 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
     for m in models:
         if not Path(m).is_file():
             raise UsageError(f"model file {m} does not exist")
+    if plot_path is not None:
+        plot_format(plot_path)
     total = len(models) * len(config.batch_sizes) * runs
     show = sys.stderr.isatty() and fmt == "table"
     results = []

@@ -73,6 +73,13 @@ def test_plot_writes_a_png(models, tmp_path):
     result = _bench(str(models.classifier()), "-n", "5", "--plot", str(png))
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = tmp_path / "latency.svg"
+    result = _bench(str(models.classifier()), "-n", "5", "--plot", str(svg))
+    assert result.exit_code == 0, result.output
+    assert b"<svg" in svg.read_bytes()
+    result = _bench(str(models.classifier()), "-n", "5", "--plot", str(tmp_path / "l.xyz"))
+    assert result.exit_code == 2 and "found .xyz" in result.output
+    assert "p50" not in result.output  # refused before any timing
 
 
 def test_symbolic_dimensions_need_a_value(models):
