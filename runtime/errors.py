@@ -34,12 +34,33 @@ class InputError(UsageError):
     """An input does not fit the model's signature, or cannot be read."""
 
 
+def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """``" (did you mean 'keras:mnist'?)"`` for a missing prefix, a typo or the start of
+    a name (``rpi`` -> ``'rpi4' or 'rpi5'``), else ``""``."""
+    import difflib
+
+    key = name.strip().lower()
+    by_lower = {k.lower(): k for k in known}
+    matches = [k for low, k in by_lower.items() if low.rpartition(":")[2] == key]
+    if not matches:
+        matches = [k for low, k in by_lower.items() if low.startswith(key)] if key else []
+    if not matches or len(matches) > 3:
+        scores = {low: difflib.SequenceMatcher(None, key, low).ratio() for low in by_lower}
+        best = max(scores.values(), default=0.0)
+        matches = [by_lower[low] for low, v in scores.items() if v == best and v >= 0.75]
+    matches = [m for m in matches if m != name][:3]
+    if not matches:
+        return ""
+    return f" (did you mean {' or '.join(repr(m) for m in matches)}?)"
+
+
 class UnknownNameError(UsageError):
     """A name typed by the user (provider, format, loader) is not one we know."""
 
     def __init__(self, kind: str, name: str, known: list[str] | tuple[str, ...]) -> None:
         self.kind, self.name, self.known = kind, name, list(known)
-        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(self.known)}")
+        super().__init__(f"unknown {kind} {name!r}{did_you_mean(name, self.known)}; known: "
+                         f"{', '.join(self.known)}")
 
 
 class ProviderUnavailableError(EdgeInferError):

@@ -35,6 +35,24 @@ def test_short_names(short, ort_name):
 def test_unknown_provider_lists_the_known_ones():
     with pytest.raises(UnknownNameError, match="unknown execution provider 'tpu'; known: auto, "):
         lookup("tpu")
+    with pytest.raises(UnknownNameError, match=r"'cuad' \(did you mean 'cuda'\?\); known"):
+        lookup("cuad")
+
+
+@pytest.mark.parametrize("name,hint", [
+    ("mnist", " (did you mean 'keras:mnist'?)"),       # a missing prefix
+    ("rpi", " (did you mean 'rpi4' or 'rpi5'?)"),      # the start of several names
+    ("rpi6", " (did you mean 'rpi4' or 'rpi5'?)"),     # a typo as close to two names
+    ("digts", " (did you mean 'digits'?)"),
+    ("Digits", " (did you mean 'digits'?)"),
+    ("imagenet", ""),                                  # nothing close: no guess
+    ("", ""),
+])
+def test_did_you_mean(name, hint):
+    from edge_infer.runtime.errors import did_you_mean
+
+    assert did_you_mean(name, ["digits", "keras:mnist", "keras:fashion_mnist", "rpi4",
+                               "rpi5"]) == hint
 
 
 def test_auto_prefers_accelerators_and_ends_with_cpu():

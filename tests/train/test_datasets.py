@@ -40,6 +40,8 @@ def test_split_is_deterministic_per_seed():
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(DatasetError, match="unknown dataset 'imagenet'; known: digits, .*keras:mnist"):
         load_dataset("imagenet")
+    with pytest.raises(DatasetError, match=r"'mnist' \(did you mean 'keras:mnist'\?\); known"):
+        load_dataset("mnist")
 
 
 def test_keras_download_fails_at_once_offline(monkeypatch):

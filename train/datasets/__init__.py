@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge_infer.runtime.errors import did_you_mean
+
 from ..errors import DatasetError
 from . import builtin  # noqa: F401  (registers the built-in datasets)
 from .base import DATASETS, Dataset, register, split
@@ -51,5 +53,7 @@ def load_dataset(spec: str, seed: int = 0, text: TextPreprocess | None = None,
             return files.load_text_csv(path, seed=seed, text=text)
         raise DatasetError(f"{path}: expected an .npz, a .csv/.tsv of label,text rows, or a "
                            f"folder of class sub-folders, found a {suffix or 'file'} file")
-    raise DatasetError(f"unknown dataset {spec!r}; known: {', '.join(known_specs())}, or a path "
-                       "to an .npz, a .csv/.tsv of label,text rows, or a folder of images")
+    known = known_specs()
+    raise DatasetError(f"unknown dataset {spec!r}{did_you_mean(spec, known)}; known: "
+                       f"{', '.join(known)}, or a path to an .npz, a .csv/.tsv of label,text "
+                       "rows, or a folder of images")
