@@ -75,7 +75,16 @@ def read_prepared(root: Path, name: str) -> dict[str, Any]:
 
 # -- TensorFlow process -------------------------------------------------------------------------
 
+def load_tensorflow() -> None:
+    """Import TensorFlow without the start-up lines absl prints before any log level applies
+    (what ``edge-infer train`` does); a no-op once it is loaded."""
+    from edge_infer.train.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow(load=True)
+
+
 def train_run(arch: str, dataset: str, out: Path, epochs: int | None) -> Path:
+    load_tensorflow()
     from edge_infer.train.config import TrainConfig
     from edge_infer.train.trainer import train
 
@@ -86,6 +95,7 @@ def tflite_models(run: Path, x_cal: np.ndarray) -> tuple[dict[str, str], dict[st
     """FP32, dynamic-range INT8 and full INT8 (representative dataset) TFLite files from a
     SavedModel export (``from_concrete_functions`` dropped Keras 3 weights here). Returns the
     files and, per variant that failed, the converter's reason."""
+    load_tensorflow()
     import keras
     import tensorflow as tf
 
@@ -130,6 +140,7 @@ def _reason(message: str) -> str:
 
 def keras_timings(run: Path, x: np.ndarray, y: np.ndarray | None, task: str,
                   runs: int) -> dict[str, Any]:
+    load_tensorflow()
     import keras
 
     model = keras.models.load_model(run / "model.keras")

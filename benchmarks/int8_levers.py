@@ -10,6 +10,8 @@ onnxruntime at batch 1 and 64 in a child process without TensorFlow:
 - graph: tf2onnx's raw output vs edge-infer's simplified export (constant flatten shapes, layout
   transposes onnxruntime can cancel against its NHWC INT8 kernels)
 - threads: 1 vs 2
+- input layout: NHWC as Keras has it vs NCHW (tf2onnx's ``inputs_as_nchw``), which drops the
+  layout transpose tf2onnx puts after the input
 - calls: ``Model.run`` vs ``Model.bind()`` (IO binding)
 
     python benchmarks/int8_levers.py [--runs 2000] [--run runs/cnn-digits]
@@ -35,7 +37,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import add_split_arguments, median_ms, read_prepared, train_run  # noqa: E402
+from common import (add_split_arguments, load_tensorflow, median_ms, read_prepared,  # noqa: E402
+                    train_run)
 
 TYPES = {"U8S8": ("QUInt8", "QInt8"), "U8U8": ("QUInt8", "QUInt8"), "S8S8": ("QInt8", "QInt8")}
 
@@ -78,10 +81,38 @@ def profile(path: str, x: np.ndarray, runs: int = 200) -> dict[str, float]:
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
+def export_nchw(run: Path, dst: Path, x: np.ndarray) -> Path:
+    """The simplified export of the run's model with a channels-first input. The exporter's
+    parity check feeds the NHWC samples, so it is checked here with transposed ones."""
+    import keras
+    import onnx
+    import onnxruntime as ort
+
+    from edge_infer.export.convert import input_name, keras_to_onnx
+    from edge_infer.export.exporter import _optimize
+    from edge_infer.export.simplify import simplify
+
+    model = keras.models.load_model(run / "model.keras")
+    proto = _optimize(keras_to_onnx(model, inputs_as_nchw=(input_name(model.inputs[0]),)))
+    simplify(proto)
+    onnx.save(proto, str(dst))
+    session = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: to_nchw(x)})[0]
+    diff = float(np.abs(np.asarray(model(x, training=False)) - got).max())
+    if diff > 1e-4:
+        raise SystemExit(f"the NCHW export differs from Keras by {diff:.3g}")
+    return dst
+
+
+def to_nchw(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     from edge_infer.runtime import Model
 
     x = np.load(spec["data"])
+    nchw = set(spec.get("nchw", ()))
     out: dict[str, Any] = {"profile (us per run)": {
         f"{name}, batch {b}": profile(spec["variants"][name][0], np.ascontiguousarray(x[:b]))
         for name in spec["profile"] for b in (1, 64)}}
@@ -89,7 +120,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         model = Model(path, providers=["cpu"], threads=threads)
         row = {}
         for b in (1, 64):
-            xb = np.ascontiguousarray(x[:b])
+            xb = to_nchw(x[:b]) if name in nchw else np.ascontiguousarray(x[:b])
             runs = spec["runs"] if b == 1 else max(50, spec["runs"] // 10)
             row[f"run {b}"] = median_ms(lambda model=model, xb=xb: model.run(xb), runs)
             runner = model.bind(b)
@@ -105,6 +136,7 @@ SPEC = "levers.json"  # what --prepare writes and --measure reads
 
 def prepare(root: Path, run: Path | None) -> dict[str, Any]:
     """The TensorFlow side: every variant as a file under ``root``, named relative to it."""
+    load_tensorflow()
     import onnx
 
     from edge_infer.export.exporter import ExportConfig, export
@@ -139,9 +171,15 @@ def prepare(root: Path, run: Path | None) -> dict[str, Any]:
     dst = root / "first-float.onnx"
     quantize(simplified, dst, x, "QDQ", "U8S8", True, True, exclude=(first_conv,))
     variants[DEFAULT + ", first conv float32"] = (dst.name, None)
+    nchw = export_nchw(run, root / "nchw.onnx", x)
+    dst = root / "nchw-int8.onnx"
+    quantize(nchw, dst, to_nchw(x), "QDQ", "U8S8", True, True)
+    layout = {"float32, NCHW input": nchw.name,
+              DEFAULT.replace("simplified", "NCHW input"): dst.name}
+    variants.update((name, (path, None)) for name, path in layout.items())
     for path in root.glob("*.pre.onnx"):
         path.unlink()
-    spec = {"data": "x.npy", "variants": variants,
+    spec = {"data": "x.npy", "variants": variants, "nchw": list(layout),
             "profile": ["float32, simplified", DEFAULT, "QDQ U8S8, simplified"]}
     (root / SPEC).write_text(json.dumps(spec, indent=2))
     return spec

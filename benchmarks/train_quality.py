@@ -89,7 +89,10 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
 
     from edge_infer.train.config import TrainConfig
+    from edge_infer.train.tf_logging import quiet_tensorflow
     from edge_infer.train.trainer import train
+
+    quiet_tensorflow(load=True)
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:

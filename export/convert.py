@@ -34,10 +34,15 @@ def check_opset(opset: int) -> int:
     return opset
 
 
-def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
+def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET,
+                  inputs_as_nchw: tuple[str, ...] = ()) -> Any:
     """The ONNX ``ModelProto`` of a Keras model, with readable input and output names. Models
     with several inputs take them in ``model.inputs`` order; several outputs keep
-    ``model.outputs`` order and are named after their Keras outputs."""
+    ``model.outputs`` order and are named after their Keras outputs.
+
+    ``inputs_as_nchw`` (tf2onnx's option) makes those image inputs channels-first. Export does
+    not offer it: after edge-infer's simplifications it gained nothing on the digits cnn
+    (``benchmarks/int8_levers.py`` measures it), and every caller would have to transpose."""
     import tensorflow as tf
     import tf2onnx
 
@@ -57,7 +62,8 @@ def keras_to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     try:
         with keras3_rnn_rewriter(), dropped(CONVERSION_NOISE):
             proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
-                                                     opset=opset, custom_op_handlers=HANDLERS)
+                                                     opset=opset, custom_op_handlers=HANDLERS,
+                                                     inputs_as_nchw=list(inputs_as_nchw) or None)
     except Exception as exc:  # tf2onnx raises many types
         raise ConversionError(f"tf2onnx could not convert the model: {exc}") from exc
     _inline_constants(proto, constants)
