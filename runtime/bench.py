@@ -8,7 +8,8 @@ meaning or goes away; new fields may be added)::
 
     {"format": 1,
      "machine": {"platform", "machine", "cpu", "cores", "python", "onnxruntime"},
-     "config": {"batch_sizes": [int], "runs", "warmup", "threads": int|null,
+     "config": {"batch_sizes": [int], "runs", "warmup", "warmup_seconds",
+                "threads": int|null,
                 "providers": [str], "dims": {name: int}, "io_binding": bool,
                 "spinning": bool|null, "rate_hz": float|null, "input": str|null},
      "results": [{"model": path, "size_bytes", "provider": str (what ran), "threads",
@@ -29,6 +30,13 @@ during the timed runs (every thread, sleeps included) over their wall time, in p
 core: back to back it says how many cores a call keeps busy; paced, what the loop costs.
 ``spinning`` (null: onnxruntime's default, on) is whether onnxruntime's idle threads spin-wait
 for work: they go on spinning for a while after each call, which a paced loop pays for.
+
+Warm-up before each model and batch size is ``warmup`` untimed calls, and more until
+``warmup_seconds`` have passed: 20 calls of a small model take about 1 ms, less than CPU clocks
+take to settle. On the Xeon of BENCHMARKS.md the first model timed in a process read 0.090 ms
+after 30 warm-up calls and 0.031 ms when timed again; here, three copies of the digits cnn in
+one ``bench`` read 0.065, 0.052 and 0.052 ms once after 20 calls. Other runs showed no such
+gap, with or without the extra time: it is a guard, and costs 0.2 s per model and batch size.
 
 ``speedup_vs_first`` is the first model's p50 latency at the same batch size divided by this
 one's (above 1: faster); null for the first model.
@@ -74,6 +82,7 @@ class BenchConfig:
     io_binding: bool = False  # time Model.bind() runners (inputs copied into bound buffers)
     spinning: bool | None = None  # onnxruntime's idle threads spin-wait (None: its default)
     rate_hz: float | None = None  # pace the timed calls at this rate (None: back to back)
+    warmup_seconds: float = 0.2  # after the warmup calls, go on until this much time has passed
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -82,6 +91,8 @@ class BenchConfig:
             raise UsageError(f"runs must be >= 1, found {self.runs}")
         if self.warmup < 0:
             raise UsageError(f"warmup must be >= 0, found {self.warmup}")
+        if not self.warmup_seconds >= 0:
+            raise UsageError(f"warmup seconds must be >= 0, found {self.warmup_seconds}")
         if self.threads is not None and self.threads < 0:
             raise UsageError(f"threads must be >= 0, found {self.threads}")
         if self.rate_hz is not None and not self.rate_hz > 0:
@@ -92,7 +103,8 @@ class BenchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"batch_sizes": list(self.batch_sizes), "runs": self.runs,
-                "warmup": self.warmup, "threads": self.threads,
+                "warmup": self.warmup, "warmup_seconds": self.warmup_seconds,
+                "threads": self.threads,
                 "providers": list(self.providers), "dims": dict(self.dims),
                 "io_binding": self.io_binding, "spinning": self.spinning,
                 "rate_hz": self.rate_hz}
@@ -200,6 +212,14 @@ def _percentiles(times_ms: np.ndarray) -> dict[str, float]:
             "max": float(times_ms.max()), "mean": float(times_ms.mean())}
 
 
+def _warm(call: Callable[[], Any], runs: int, seconds: float) -> None:
+    """At least ``runs`` untimed calls, and more until ``seconds`` have passed."""
+    start, done = time.perf_counter(), 0
+    while done < runs or time.perf_counter() - start < seconds:
+        call()
+        done += 1
+
+
 def _timed(call: Callable[[], Any], runs: int, rate_hz: float | None,
            progress: Progress | None) -> tuple[np.ndarray, float]:
     """Seconds per call, and the process's CPU use over the loop in percent of one core.
@@ -256,8 +276,7 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
         if config.io_binding:
             runner = model.bind(batch, dict(config.dims))
             call = lambda feed=feed, runner=runner: runner(feed)  # noqa: E731
-        for _ in range(config.warmup):
-            call()
+        _warm(call, config.warmup, config.warmup_seconds)
         times, cpu_percent = _timed(call, config.runs, config.rate_hz, progress)
         ms = times * 1000
         batches.append(BatchFigures(batch, _percentiles(ms), float(batch / times.mean()),
@@ -312,7 +331,7 @@ def benchmark_subprocess(paths: Sequence[str | Path], config: BenchConfig = Benc
     import subprocess
 
     args = [sys.executable, "-m", "edge_infer.runtime.bench", "--runs", str(config.runs),
-            "--warmup", str(config.warmup)]
+            "--warmup", str(config.warmup), "--warmup-seconds", repr(config.warmup_seconds)]
     for p in config.providers:
         args += ["--provider", p]
     for b in config.batch_sizes:
@@ -340,6 +359,7 @@ def _main(argv: Sequence[str]) -> None:
     parser.add_argument("--batch-size", type=int, action="append", dest="batch_sizes")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--warmup-seconds", type=float, default=0.2)
     parser.add_argument("--provider", action="append", dest="providers")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--io-binding", action="store_true")
@@ -349,7 +369,8 @@ def _main(argv: Sequence[str]) -> None:
     a = parser.parse_args(argv)
     config = BenchConfig(tuple(a.batch_sizes or (1,)), a.runs, a.warmup,
                          tuple(a.providers or ("cpu",)), threads=a.threads,
-                         io_binding=a.io_binding, spinning=a.spinning, rate_hz=a.rate_hz)
+                         io_binding=a.io_binding, spinning=a.spinning, rate_hz=a.rate_hz,
+                         warmup_seconds=a.warmup_seconds)
     results = [benchmark(m, config) for m in a.models]
     compare(results)
     print(json.dumps(report(results, config)))

@@ -69,7 +69,8 @@ def table(doc: dict[str, Any]) -> str:
     pace = f"one call every {1000 / c['rate_hz']:g} ms" if c.get("rate_hz") else "back to back"
     spin = {None: "", True: ", spinning on", False: ", spinning off"}[c.get("spinning")]
     lines = [f"{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; threads "
-             f"{threads}{spin}; {how}, {c['runs']} runs {pace} after {c['warmup']} warm-up",
+             f"{threads}{spin}; {how}, {c['runs']} runs {pace} after {c['warmup']} warm-up "
+             f"runs and at least {c.get('warmup_seconds', 0):g} s",
              fmt(header), *(fmt(row) for row in rows)]
     return "\n".join(lines)
 
@@ -127,6 +128,9 @@ def plot(results: list[Any], path: Path) -> None:
               help="Timed runs per model and batch size.")
 @click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True,
               help="Untimed runs first (the first runs of a session are slower).")
+@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=0.2, show_default=True,
+              help="Go on warming up until this much time has passed: with too short a "
+                   "warm-up the first model of several reads slower.")
 @provider_options
 @click.option("--dim", "dims", multiple=True, metavar="NAME=N",
               help="Value of a symbolic input dimension other than the batch, repeatable.")
@@ -153,6 +157,7 @@ def plot(results: list[Any], path: Path) -> None:
                    "suffix gives (.svg, .pdf; needs matplotlib).")
 @debug_option
 def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warmup: int,
+          warmup_seconds: float,
           providers: tuple[str, ...], provider_option: tuple[str, ...], strict: bool,
           threads: int | None, dims: tuple[str, ...], input_file: str | None,
           io_binding: bool, rate_hz: float | None, spinning: bool | None, fmt: str,
@@ -175,7 +180,7 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
                          tuple(providers) or ("auto",),
                          tuple((k, tuple(v.items())) for k, v in options.items()), strict,
                          threads, _parse_dims(dims), io_binding=io_binding, spinning=spinning,
-                         rate_hz=rate_hz)
+                         rate_hz=rate_hz, warmup_seconds=warmup_seconds)
     for m in models:
         if not Path(m).is_file():
             raise UsageError(f"model file {m} does not exist")

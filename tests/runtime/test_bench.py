@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from edge_infer.runtime.bench import BenchConfig, benchmark, compare
 from edge_infer.runtime.cli import cli
-from edge_infer.runtime.errors import InputError
+from edge_infer.runtime.errors import InputError, UsageError
 from edge_infer.runtime.model import SessionConfig
 
 RESULT_KEYS = {"model", "size_bytes", "provider", "threads", "session_seconds", "peak_rss_mib",
@@ -33,7 +33,8 @@ def test_json_follows_the_documented_schema(models, tmp_path):
     assert json.loads(out.read_text()) == doc
     assert doc["format"] == 1
     assert set(doc["machine"]) == {"platform", "machine", "cpu", "cores", "python", "onnxruntime"}
-    assert doc["config"] == {"batch_sizes": [1, 16], "runs": 15, "warmup": 2, "threads": 1,
+    assert doc["config"] == {"batch_sizes": [1, 16], "runs": 15, "warmup": 2,
+                             "warmup_seconds": 0.2, "threads": 1,
                              "providers": ["cpu"], "dims": {}, "io_binding": False,
                              "spinning": None, "rate_hz": None, "input": None}
     assert [r["model"] for r in doc["results"]] == [str(a), str(b)]
@@ -60,7 +61,7 @@ def test_table_has_a_row_per_model_and_batch_with_ratios(models):
     result = _bench(str(a), str(b), "-b", "1", "-b", "4", "-n", "5", "--warmup", "0")
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert "runs back to back after 0 warm-up" in lines[0] and lines[1].split()[:2] == ["model", "provider"]
+    assert "runs back to back after 0 warm-up runs and at least 0.2 s" in lines[0] and lines[1].split()[:2] == ["model", "provider"]
     rows = [line.split() for line in lines[2:]]
     assert [(r[0], r[4]) for r in rows] == [("a.onnx", "1"), ("a.onnx", "4"),
                                             ("cnn.onnx", "1"), ("cnn.onnx", "4")]
@@ -109,6 +110,7 @@ def test_given_samples_are_repeated_to_the_batch_size(models, tmp_path):
     (["-p", "warp-drive"], "warp-drive"),
     (["--dim", "T"], "--dim expects NAME=N"),
     (["--rate", "0"], "--rate"),
+    (["--warmup-seconds", "-1"], "--warmup-seconds"),
 ])
 def test_bad_arguments_get_one_line_and_exit_2(models, args, message):
     result = _bench(str(models.classifier()), *args)
@@ -142,6 +144,25 @@ def test_io_binding_mode_is_recorded_and_runs(models):
     assert doc["results"][0]["batches"][0]["latency_ms"]["p50"] > 0
     table = _bench(str(models.image_cnn()), "--io-binding", "-n", "5")
     assert "bound buffers (--io-binding)" in table.output
+
+
+def test_warm_up_lasts_its_runs_and_its_seconds(models):
+    import time
+
+    from edge_infer.runtime.bench import _warm
+
+    calls: list[int] = []
+    start = time.perf_counter()
+    _warm(lambda: calls.append(1), 0, 0.15)
+    assert time.perf_counter() - start >= 0.15 and len(calls) >= 1
+    calls.clear()
+    _warm(lambda: calls.append(1), 3, 0.0)
+    assert len(calls) == 3
+    start = time.perf_counter()
+    benchmark(models.classifier(), BenchConfig(runs=2, warmup=0, warmup_seconds=0.1))
+    assert time.perf_counter() - start >= 0.1
+    with pytest.raises(UsageError, match="warmup seconds"):
+        BenchConfig(warmup_seconds=-1)
 
 
 def test_paced_calls_start_on_their_ticks(models):
