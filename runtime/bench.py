@@ -16,7 +16,7 @@ meaning or goes away; new fields may be added)::
                   "session_seconds", "peak_rss_mib": float|null,
                   "batches": [{"batch_size", "latency_ms": {"min", "p50", "p90", "p99", "max",
                                "mean"}, "throughput_per_s", "cpu_percent",
-                               "speedup_vs_first": float|null}]}]}
+                               "late": int|null, "speedup_vs_first": float|null}]}]}
 
 With ``io_binding`` each timed call is ``runner(inputs)`` on a ``Model.bind()`` runner: the
 inputs are copied into buffers bound once to the session (as TFLite's ``set_tensor`` + ``invoke``
@@ -28,6 +28,8 @@ own; ``throughput_per_s`` is then what the calls would sustain back to back (bat
 mean latency), not the paced rate. ``cpu_percent`` is the CPU time the whole process used
 during the timed runs (every thread, sleeps included) over their wall time, in percent of one
 core: back to back it says how many cores a call keeps busy; paced, what the loop costs.
+``late`` (paced only) counts the calls that took longer than the period, the frames a camera
+loop at that rate would drop or queue.
 ``spinning`` (null: onnxruntime's default, on) is whether onnxruntime's idle threads spin-wait
 for work: they go on spinning for a while after each call, which a paced loop pays for.
 
@@ -116,6 +118,7 @@ class BatchFigures:
     latency_ms: dict[str, float]  # min, p50, p90, p99, max, mean
     throughput_per_s: float
     cpu_percent: float  # process CPU time over wall time during the timed runs; 100 = 1 core
+    late: int | None = None  # paced runs only: calls longer than the period
     speedup_vs_first: float | None = None
     samples_ms: list[float] = field(default_factory=list, repr=False)
 
@@ -279,8 +282,9 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
         _warm(call, config.warmup, config.warmup_seconds)
         times, cpu_percent = _timed(call, config.runs, config.rate_hz, progress)
         ms = times * 1000
+        late = int((times > 1.0 / config.rate_hz).sum()) if config.rate_hz else None
         batches.append(BatchFigures(batch, _percentiles(ms), float(batch / times.mean()),
-                                    cpu_percent, samples_ms=[float(t) for t in ms]))
+                                    cpu_percent, late, samples_ms=[float(t) for t in ms]))
     return BenchResult(str(path), path.stat().st_size, model.provider, config.threads,
                        session_seconds, peak_rss_mib(), batches)
 

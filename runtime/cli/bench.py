@@ -42,8 +42,10 @@ def _percent(value: float) -> str:
 
 
 def table(doc: dict[str, Any]) -> str:
+    paced = bool(doc["config"].get("rate_hz"))  # then "late": calls longer than the period
     header = ["model", "provider", "session", "batch", "p50 ms", "p90 ms", "p99 ms", "min ms",
-              "max ms", "samples/s", "CPU %", "peak MiB", "vs first"]
+              "max ms", "samples/s", "CPU %", *(["late"] if paced else []), "peak MiB",
+              "vs first"]
     rows = []
     for r in doc["results"]:
         for b in r["batches"]:
@@ -54,6 +56,7 @@ def table(doc: dict[str, Any]) -> str:
                          f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
                          f"{lat['min']:.3f}", f"{lat['max']:.3f}",
                          f"{b['throughput_per_s']:,.0f}", _percent(b["cpu_percent"]),
+                         *([str(b["late"])] if paced else []),
                          "-" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.0f}",
                          "" if speed is None else f"{speed:.2f}x"])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]

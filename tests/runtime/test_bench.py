@@ -15,7 +15,8 @@ from edge_infer.runtime.model import SessionConfig
 
 RESULT_KEYS = {"model", "size_bytes", "provider", "threads", "session_seconds", "peak_rss_mib",
                "batches"}
-BATCH_KEYS = {"batch_size", "latency_ms", "throughput_per_s", "cpu_percent", "speedup_vs_first"}
+BATCH_KEYS = {"batch_size", "latency_ms", "throughput_per_s", "cpu_percent", "late",
+              "speedup_vs_first"}
 LATENCY_KEYS = {"min", "p50", "p90", "p99", "max", "mean"}
 
 
@@ -48,7 +49,7 @@ def test_json_follows_the_documented_schema(models, tmp_path):
             lat = x["latency_ms"]
             assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
             assert x["throughput_per_s"] == pytest.approx(x["batch_size"] / lat["mean"] * 1000)
-            assert x["cpu_percent"] > 0
+            assert x["cpu_percent"] > 0 and x["late"] is None  # not paced
             if i == 0:
                 assert x["speedup_vs_first"] is None
             else:
@@ -176,6 +177,7 @@ def test_paced_calls_start_on_their_ticks(models):
     paced = time.perf_counter() - start
     figures = result.figures(1)
     assert paced >= 0.06 and len(figures.samples_ms) == 6
+    assert figures.late == sum(t > 10 for t in figures.samples_ms)
     assert max(figures.samples_ms) < 10  # the sleeps are not timed as latency
     assert figures.cpu_percent >= 0
 
@@ -189,7 +191,9 @@ def test_pacing_and_spinning_are_recorded(models):
     table = _bench(str(models.classifier()), "--rate", "250", "--spin", "-n", "5")
     assert table.exit_code == 0, table.output
     assert "spinning on" in table.output and "one call every 4 ms" in table.output
-    assert "CPU %" in table.output
+    header = table.output.splitlines()[1]
+    assert "samples/s  CPU %  late  peak MiB" in header
+    assert "late" not in _bench(str(models.classifier()), "-n", "5").output  # back to back
 
 
 def test_spinning_reaches_onnxruntime():
