@@ -30,12 +30,20 @@ NOT_SMALLER = ("quantization saved nothing here: on small layers the scales, zer
 FASTER_MARGIN = 0.05
 
 
+def foreign_target(report: dict[str, Any]) -> str | None:
+    """The device profile the models were made for, when it is not this machine's: then the
+    timings here say nothing about the target (a Raspberry Pi's, say)."""
+    mach = report.get("machine", {})
+    device, host = mach.get("device_profile"), mach.get("host_profile")
+    return device if device and host and device != host else None
+
+
 def faster_than_best(report: dict[str, Any]) -> dict[str, Any] | None:
     """The summary row of the model fastest at batch 1 when it beats the deployed one by
     :data:`FASTER_MARGIN` (float32, where INT8 kernels gain nothing on this CPU), else None."""
     rows = report.get("summary") or []
     best = next((r for r in rows if r["name"] == report.get("best")), None)
-    if best is None:
+    if best is None or foreign_target(report):
         return None
     limit = best["latency_b1_ms"] * (1 - FASTER_MARGIN)
     return min((r for r in rows if r is not best and r["latency_b1_ms"] < limit),
@@ -228,6 +236,13 @@ def markdown(report: dict[str, Any], title: str) -> str:
         if q.get("layers"):
             lines += _layer_lines(q["layers"])
         slower = faster_than_best(report) is base
+        target = foreign_target(report)
+        if target is not None:
+            files = " ".join(r["file"] for r in rows)
+            lines += [f"Latency and throughput were measured on this machine "
+                      f"(`{mach['host_profile']}`), not on the `{target}` the models were made "
+                      f"for, and say little about it; time them there with `edge-infer bench "
+                      f"{files} -b 1 -b 64`.", ""]
         if rows[-1]["size_bytes"] >= base["size_bytes"]:
             lines += [f"The quantized model is not smaller than float32 "
                       f"({rows[-1]['size_bytes'] / base['size_bytes']:.0%} of its size): "

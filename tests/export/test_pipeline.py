@@ -98,6 +98,14 @@ def test_a_faster_float32_model_is_pointed_out_beside_the_deployed_one(finished)
     assert pmod.PipelineResult(result.path, result.best, report).faster_line() is None
     md = markdown(report, "t")
     assert "is faster on this machine" not in md and "for speed here" not in md
+    # Made for another device (a Raspberry Pi): timings here say nothing about it.
+    fp32["latency_b1_ms"] = 0.030
+    report["machine"] |= {"device_profile": "rpi4", "host_profile": "x86-avx2"}
+    assert pmod.PipelineResult(result.path, result.best, report).faster_line() is None
+    md = markdown(report, "t")
+    assert "is faster on this machine" not in md and "for speed here" not in md
+    assert "not on the `rpi4` the models were made for" in md
+    assert "edge-infer bench model.onnx model.int8.onnx -b 1 -b 64" in md
 
 
 def test_a_refused_quantization_keeps_float32(tmp_path, monkeypatch):
