@@ -58,6 +58,28 @@ class UnloadableError(RefusedError):
     written."""
 
 
+# The dynamic recipe leaves a layer with fewer weights than this in float, as TensorFlow Lite's
+# dynamic-range quantization does (its converter's threshold is 1024 elements). On a small
+# layer the quantize operators cost more than INT8 saves: the lstm's 32x4 classifier became
+# six operators (DynamicQuantizeLinear, MatMulInteger, two Mul, Cast, Add) instead of one Gemm,
+# and the file grew by 578 bytes.
+SMALL_LAYER = 1024
+_WEIGHTED_OPS = {"MatMul": 1, "Gemm": 1, "Conv": 1}  # op -> index of its weight input
+
+
+def small_layers(proto: Any, limit: int) -> dict[str, int]:
+    """The MatMul/Gemm/Conv nodes whose constant weight has fewer than ``limit`` elements,
+    with that count: what the dynamic recipe keeps in float."""
+    sizes = {i.name: int(np.prod(i.dims)) for i in proto.graph.initializer}
+    found: dict[str, int] = {}
+    for node in proto.graph.node:
+        at = _WEIGHTED_OPS.get(node.op_type)
+        if at is not None and len(node.input) > at and node.input[at] in sizes:
+            if sizes[node.input[at]] < limit:
+                found[node.name] = sizes[node.input[at]]
+    return found
+
+
 @dataclass(frozen=True)
 class QuantizeConfig:
     model: Path
@@ -74,6 +96,7 @@ class QuantizeConfig:
     exclude: tuple[str, ...] = ()  # layers (node-name prefixes) kept in float
     per_layer: bool = False  # report each layer's output error (sensitivity.py)
     auto_exclude: int = 0  # on a refusal, keep up to this many layers in float and retry
+    min_weights: int = SMALL_LAYER  # dynamic: layers with fewer weights stay float (0: none)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", Path(self.model))  # str from Python callers
@@ -92,6 +115,8 @@ class QuantizeConfig:
             raise UsageError(f"calibration size must be >= 1, found {self.calibration_size}")
         if self.auto_exclude < 0:
             raise UsageError(f"auto-exclude must be >= 0 layers, found {self.auto_exclude}")
+        if self.min_weights < 0:
+            raise UsageError(f"min weights must be >= 0, found {self.min_weights}")
         if self.max_accuracy_drop < 0:
             raise UsageError(f"max accuracy drop must be >= 0 points, found "
                              f"{self.max_accuracy_drop}")
@@ -174,6 +199,7 @@ def _dynamic(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarr
 
         proto = onnx.load(str(src), load_external_data=False)
         excluded = excluded_nodes(proto, config.exclude)
+        excluded += [n for n in small_layers(proto, config.min_weights) if n not in excluded]
         # The dynamic quantizer first splits every Gemm into NAME_MatMul and NAME_Add
         # (onnx_model.replace_gemm_with_matmul) and matches the exclusions after that.
         gemms = {n.name for n in proto.graph.node if n.op_type == "Gemm"}
@@ -452,12 +478,21 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     method = config.method
     recipe = RECIPES[method]
     out = Path(config.out) if config.out else src.with_name(f"{src.stem}.{recipe.suffix}.onnx")
-    if config.exclude:  # unknown names are refused before any work
+    if config.exclude or method == "dynamic":  # unknown names are refused before any work
         import onnx
 
-        kept = excluded_nodes(onnx.load(str(src), load_external_data=False), config.exclude)
-        log(f"keeping {len(kept)} operator{'s' if len(kept) != 1 else ''} in float: "
-            f"{', '.join(config.exclude)}")
+        proto = onnx.load(str(src), load_external_data=False)
+        if config.exclude:
+            kept = excluded_nodes(proto, config.exclude)
+            log(f"keeping {len(kept)} operator{'s' if len(kept) != 1 else ''} in float: "
+                f"{', '.join(config.exclude)}")
+        small = small_layers(proto, config.min_weights) if method == "dynamic" else {}
+        if small:
+            from edge_infer.runtime.modelfile import layer_of
+
+            log(f"keeping small layers in float (fewer than {config.min_weights} weights, "
+                f"where INT8 saves less than its operators cost): "
+                + ", ".join(f"{layer_of(n) or n} ({w})" for n, w in small.items()))
     calibration, x, y, task = load_data(src, config.dataset, config.calibration_size, log)
     types = (f", {config.activation_type} activations" if method == "static" else "") + \
         (", reduce_range" if config.reduce_range and method in ("static", "dynamic") else "")
@@ -567,6 +602,8 @@ def _settings(config: QuantizeConfig) -> dict[str, Any]:
     if config.method in ("static", "dynamic"):
         settings.update(per_channel=config.per_channel, reduce_range=config.reduce_range,
                         weight_type="int8")
+    if config.method == "dynamic":
+        settings["min_weights"] = config.min_weights
     if config.method == "static":
         settings.update(activation_type=config.activation_type, calibrate=config.calibrate,
                         calibration_size=config.calibration_size)

@@ -61,6 +61,51 @@ def test_recipes(exported, tmp_path, caplog, arch, method, fmt):
     assert {op.domain for op in proto.opset_import} == {n.domain for n in proto.graph.node} | {""}
 
 
+def test_small_layers_are_those_with_few_constant_weights():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge_infer.export.quantize import small_layers
+
+    def init(name, *shape):
+        return numpy_helper.from_array(np.zeros(shape, np.float32), name)
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "big"], ["a"], name="big/MatMul"),
+         helper.make_node("Gemm", ["a", "small", "b"], ["c"], name="head/Gemm"),
+         helper.make_node("MatMul", ["c", "c"], ["y"], name="activations/MatMul")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [init("big", 64, 32), init("small", 32, 4), init("b", 4)])
+    assert small_layers(helper.make_model(graph), 1024) == {"head/Gemm": 128}
+    assert small_layers(helper.make_model(graph), 0) == {}
+    assert small_layers(helper.make_model(graph), 4096) == {"big/MatMul": 2048,
+                                                            "head/Gemm": 128}
+
+
+def test_dynamic_keeps_a_small_classifier_in_float(exported, tmp_path):
+    """Quantizing a small classifier head makes six operators of one Gemm and a larger file."""
+    import onnx
+
+    kept, every = tmp_path / "kept.onnx", tmp_path / "every.onnx"
+    result = CliRunner().invoke(cli, ["quantize", str(exported["lstm"]), "--method", "dynamic",
+                                      "--max-accuracy-drop", "100", "-o", str(kept)])
+    assert result.exit_code == 0, result.output
+    assert "keeping small layers in float (fewer than 1024 weights" in result.output
+    assert "probabilities (" in result.output
+    result = CliRunner().invoke(cli, ["quantize", str(exported["lstm"]), "--method", "dynamic",
+                                      "--max-accuracy-drop", "100", "--min-weights", "0",
+                                      "-o", str(every)])
+    assert result.exit_code == 0, result.output
+    ops = {p: [n.op_type for n in onnx.load(str(p)).graph.node] for p in (kept, every)}
+    # onnxruntime's dynamic quantizer splits a Gemm into MatMul + Add, float or not.
+    assert "MatMul" in ops[kept] and "MatMulInteger" not in ops[kept]
+    assert "MatMulInteger" in ops[every] and "MatMul" not in ops[every]
+    assert all("DynamicQuantizeLSTM" in o for o in ops.values())
+    assert kept.stat().st_size < every.stat().st_size
+    recorded = json.loads(Model(kept).metadata.raw["edge_infer.quantization"])
+    assert recorded["settings"]["min_weights"] == 1024
+
+
 def test_auto_picks_static_for_convolutions_and_dynamic_otherwise(exported):
     assert choose_method(exported["cnn"]) == "static"
     assert choose_method(exported["lstm"]) == "dynamic"
