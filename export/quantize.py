@@ -468,6 +468,21 @@ def _refuse_quantized(src: Path) -> None:
                      f"{hint}")
 
 
+def _dynamic_targets(proto: Any, skip: set[str]) -> list[str]:
+    """The nodes onnxruntime's dynamic quantizer would turn to INT8 (its IntegerOps registry:
+    MatMul, Gemm, Conv, LSTM, Attention, Gather of an embedding table, ...), less ``skip``."""
+    inits = {i.name for i in proto.graph.initializer if i.data_type in (1, 10, 16)}  # floats
+    weight_at = {"MatMul": 1, "Gemm": 1, "Conv": 1, "LSTM": 1, "Attention": 1, "Gather": 0,
+                 "EmbedLayerNormalization": 2}
+    return [n.name for n in proto.graph.node
+            if n.op_type in weight_at and n.name not in skip
+            and len(n.input) > weight_at[n.op_type] and n.input[weight_at[n.op_type]] in inits]
+
+
+class NothingQuantizedError(RefusedError):
+    """The recipe has nothing to quantize in this model: the file would be float32 again."""
+
+
 def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     log = log or (lambda _m: None)
     src = Path(config.model)
@@ -487,6 +502,17 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
             log(f"keeping {len(kept)} operator{'s' if len(kept) != 1 else ''} in float: "
                 f"{', '.join(config.exclude)}")
         small = small_layers(proto, config.min_weights) if method == "dynamic" else {}
+        if method == "dynamic" and not _dynamic_targets(
+                proto, set(small) | set(excluded_nodes(proto, config.exclude))):
+            # Nothing would change: the file would be float32 again, with a report.
+            raise NothingQuantizedError(
+                f"dynamic INT8 has nothing to quantize in {src.name}: onnxruntime quantizes "
+                f"MatMul, Gemm, Conv, LSTM and attention layers and embedding tables, and "
+                f"this model has none"
+                + (f" with {config.min_weights} weights or more (--min-weights 0 quantizes "
+                   f"smaller ones)" if small else "")
+                + " (a GRU has no integer kernel); nothing was written; try --method fp16, "
+                  "or keep the float32 model")
         if small:
             from edge_infer.runtime.modelfile import layer_of
 

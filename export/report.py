@@ -223,7 +223,10 @@ def markdown(report: dict[str, Any], title: str) -> str:
     lines.append("")
     q = report["quantization"]
     if "refused" in q:
-        lines += [f"Quantization was refused by the accuracy guard: {q['refused']}.", ""]
+        # The accuracy guard, a model onnxruntime cannot open, or a recipe that found nothing
+        # to quantize: the reason says which.
+        lines += [f"Quantization was refused, so `{base['file']}` is the result: "
+                  f"{q['refused']}.", ""]
     else:
         drop = q.get("accuracy_drop_points")
         parts = [f"{q['method']} ({_settings_text(q['settings'])})"]

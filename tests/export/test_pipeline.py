@@ -120,32 +120,53 @@ def test_a_refused_quantization_keeps_float32(tmp_path, monkeypatch):
     assert report["best"] == "float32" and result.best.name == "model.onnx"
     assert "9.00 points" in report["quantization"]["refused"]
     assert [r["name"] for r in report["summary"]] == ["float32"]
-    assert "refused by the accuracy guard" in (result.path / "report.md").read_text()
+    assert "Quantization was refused, so `model.onnx` is the result: static lowers accuracy" \
+        in (result.path / "report.md").read_text()
 
 
-def test_a_quantized_model_larger_than_float32_is_not_the_result(tmp_path):
-    """onnxruntime has no integer GRU: dynamic INT8 quantizes only the small dense head of the
-    zoo's GRU and adds its scales and quantize operators, so the file grows (101%): float32
-    is the model to run."""
+def test_a_quantized_model_larger_than_float32_is_not_the_result(tmp_path, monkeypatch):
+    """onnxruntime has no integer GRU: dynamic INT8 of the zoo's GRU can only quantize its
+    small dense head, which adds scales and quantize operators, so the file grows (101%):
+    float32 is the model to run. By default that head is too small to quantize
+    (``--min-weights``), and the recipe is refused for quantizing nothing."""
+    import functools
+
+    from edge_infer.export import quantize as qmod
+
     lines: list[str] = []
-    result = pipeline(PipelineConfig("gru", epochs=1, bench_runs=3, verbose=0,
-                                     out=tmp_path / "run", max_accuracy_drop=100),
-                      log=lines.append)
+    with monkeypatch.context() as patch:
+        patch.setattr(qmod, "QuantizeConfig", functools.partial(qmod.QuantizeConfig,
+                                                                min_weights=0))
+        result = pipeline(PipelineConfig("gru", epochs=1, bench_runs=3, verbose=0,
+                                         out=tmp_path / "run", max_accuracy_drop=100),
+                          log=lines.append)
     report = json.loads((result.path / "report.json").read_text())
     sizes = {r["name"]: r["size_bytes"] for r in report["summary"]}
     assert sizes["int8-dynamic"] >= sizes["float32"]
     assert report["best"] == "float32" and result.best.name == "model.onnx"
     assert any("not smaller than float32" in line for line in lines), lines
-    # `edge-infer quantize` says so too.
-    run = CliRunner().invoke(cli, ["quantize", str(result.path / "model.onnx"), "--method",
-                                   "dynamic", "--out", str(tmp_path / "q.onnx"),
-                                   "--max-accuracy-drop", "100"])
-    assert run.exit_code == 0, run.output
-    assert "quantization saved nothing here" in run.stderr
-    assert "keep the float32 model unless the target needs INT8" in run.stderr
     md = (result.path / "report.md").read_text()
     assert "not smaller than float32" in md and "still the smaller file" not in md
     assert "edge-infer run model.onnx" in md
+    # `edge-infer quantize` says so too, and by default refuses to quantize nothing.
+    model = str(result.path / "model.onnx")
+    run = CliRunner().invoke(cli, ["quantize", model, "--method", "dynamic", "--out",
+                                   str(tmp_path / "q.onnx"), "--max-accuracy-drop", "100",
+                                   "--min-weights", "0"])
+    assert run.exit_code == 0, run.output
+    assert "quantization saved nothing here" in run.stderr
+    assert "keep the float32 model unless the target needs INT8" in run.stderr
+    run = CliRunner().invoke(cli, ["quantize", model, "--method", "dynamic", "--out",
+                                   str(tmp_path / "none.onnx")])
+    assert run.exit_code == 1, run.output
+    assert "dynamic INT8 has nothing to quantize in model.onnx" in run.output
+    assert "a GRU has no integer kernel" in run.output and "--min-weights 0" in run.output
+    assert not (tmp_path / "none.onnx").exists()
+    result = pipeline(PipelineConfig("gru", epochs=1, bench_runs=3, verbose=0,
+                                     out=tmp_path / "default"), log=lines.append)
+    assert result.best.name == "model.onnx" and not (result.path / "model.int8.onnx").exists()
+    assert "Quantization was refused, so `model.onnx` is the result: dynamic INT8 has " \
+        "nothing to quantize" in (result.path / "report.md").read_text()
 
 
 def test_a_failing_stage_leaves_nothing(tmp_path, monkeypatch):

@@ -441,7 +441,7 @@ def test_a_model_with_two_inputs_quantizes_on_an_npz_of_named_arrays(tmp_path):
     for method in ("static", "dynamic"):
         result = quantize(QuantizeConfig(path, method=method, dataset=str(data), per_layer=True,
                                          out=tmp_path / f"two.{method}.onnx",
-                                         max_accuracy_drop=100))
+                                         max_accuracy_drop=100, min_weights=0))
         assert result.original.metric == "accuracy" and result.original.value == 1.0
         assert result.quantized.value >= 0.9 and result.agreement >= 0.9
         assert [e.layer for e in result.layers][-1] == "dense"
@@ -536,7 +536,8 @@ def test_an_npz_is_read_as_the_models_input_says(tmp_path, ids):
     data = tmp_path / "data.npz"
     np.savez(data, x_train=x[:60], y_train=y[:60], x_test=x[60:], y_test=y[60:])
     result = quantize(QuantizeConfig(path, method="dynamic", dataset=str(data),
-                                     out=tmp_path / "m.int8.onnx", max_accuracy_drop=100))
+                                     out=tmp_path / "m.int8.onnx", max_accuracy_drop=100,
+                                     min_weights=0))
     assert result.original.value == 1.0 and result.agreement >= 0.9
     evaluated = CliRunner().invoke(cli, ["evaluate", str(path), "--dataset", str(data),
                                          "-f", "json"])
@@ -579,7 +580,7 @@ def test_tensors_left_in_float_for_not_being_float_are_not_dumped_in_the_log(tmp
     caplog.set_level("WARNING")
     for method in ("dynamic", "static"):
         quantize(QuantizeConfig(path, method=method, dataset=str(data), max_accuracy_drop=100,
-                                out=tmp_path / f"masked.{method}.onnx"))
+                                out=tmp_path / f"masked.{method}.onnx", min_weights=0))
     assert not any("elem_type" in r.getMessage() for r in caplog.records), caplog.text
     assert not logging.getLogger().filters  # the filter is gone afterwards
 
@@ -652,7 +653,7 @@ def test_opening_failures_are_described(tmp_path, monkeypatch):
     with pytest.raises(UnloadableError, match="crashed .signal 11. opening the dynamic model"):
         quantize(QuantizeConfig(_pooled_classifier(tmp_path / "m.onnx", [12, 16], ids=False),
                                 method="dynamic", dataset=str(_npz(tmp_path)),
-                                out=tmp_path / "q.onnx"))
+                                out=tmp_path / "q.onnx", min_weights=0))
     assert not (tmp_path / "q.onnx").exists()
 
 
@@ -662,14 +663,31 @@ def _npz(tmp_path):
     return tmp_path / "seq.npz"
 
 
+def test_nothing_to_quantize_is_refused_before_any_work(tmp_path):
+    """Every layer of this dense model is under --min-weights: dynamic would write float32
+    again. The refusal comes before the data is asked for."""
+    from edge_infer.export.quantize import NothingQuantizedError
+
+    path = _two_input_classifier(tmp_path / "two.onnx")
+    with pytest.raises(NothingQuantizedError, match="nothing to quantize in two.onnx.*"
+                                                    "--min-weights 0 quantizes smaller"):
+        quantize(QuantizeConfig(path, method="dynamic", out=tmp_path / "q.onnx"))
+    with pytest.raises(NothingQuantizedError, match="this model has none \\(a GRU"):
+        quantize(QuantizeConfig(path, method="dynamic", min_weights=0, exclude=("dense",),
+                                out=tmp_path / "q.onnx"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.onnx"]
+
+
 def test_a_model_with_two_inputs_needs_named_arrays(tmp_path):
     path = _two_input_classifier(tmp_path / "two.onnx")
-    result = CliRunner().invoke(cli, ["quantize", str(path), "--method", "dynamic"])
+    result = CliRunner().invoke(cli, ["quantize", str(path), "--method", "dynamic",
+                                      "--min-weights", "0"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "has 2 inputs (a, b); pass --dataset FILE.npz with one array per input" \
         in result.output
     np.savez(tmp_path / "half.npz", a=np.zeros((5, 4), np.float32))
-    result = CliRunner().invoke(cli, ["quantize", str(path), "-d", str(tmp_path / "half.npz")])
+    result = CliRunner().invoke(cli, ["quantize", str(path), "-d", str(tmp_path / "half.npz"),
+                                      "--min-weights", "0"])
     assert result.exit_code == 2 and "has no array for input b; expected a, b" in result.output
 
 
