@@ -45,9 +45,9 @@ class SessionConfig(Record):
     log_level: int = 3  # onnxruntime's severity: 0 verbose .. 4 fatal; 3 keeps its warnings quiet
     optimized_model_path: str | None = None
     # Whether idle pool threads spin-wait for work (None: onnxruntime's default, they do).
-    # Spinning saves the wake-up between operators and calls (15 us a call back to back on
-    # the digits cnn), but threads go on spinning after a call: a 10 Hz sensor loop kept
-    # 55% of a core busy, against 0.4% without, at the same latency (`bench --rate`, README).
+    # Spinning saves the wake-up between operators and calls (15-20 us a call back to back on
+    # the digits cnn), but threads go on spinning after a call: a 10 Hz sensor loop kept 56%
+    # of a core busy, against 0.5% without, for at most 0.08 ms a call (`bench --rate`, README).
     spinning: bool | None = None
 
     def __post_init__(self) -> None:
