@@ -201,12 +201,13 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
     """Run MODEL over a dataset through the runtime: accuracy, per-class precision and
     recall, confusion matrix (or MSE for regressors and autoencoders), throughput."""
     quiet_tensorflow()
-    from edge_infer.train.plots import check_figure_path, confusion_plot
+    from edge_infer.runtime.figures import figure_format
+    from edge_infer.train.plots import confusion_plot
 
     from .evaluate import evaluate as run_evaluate, table
 
     if plot is not None:
-        check_figure_path(plot)  # a name matplotlib cannot write fails before the evaluation
+        figure_format(plot)  # a name matplotlib cannot write fails before the evaluation
     result = run_evaluate(model, dataset, batch_size, log=lambda m: click.echo(m, err=True))
     if plot is not None and "confusion_matrix" in result:
         import numpy as np

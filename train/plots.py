@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from edge_infer.runtime.atomic import atomic_open
-from edge_infer.runtime.errors import UsageError
+from edge_infer.runtime.figures import figure_format
 
 
 def _pyplot():
@@ -20,25 +20,12 @@ def _pyplot():
     return plt
 
 
-def check_figure_path(path: Path) -> str:
-    """The format a figure file's suffix names (png when it has none); a suffix matplotlib
-    cannot write is refused, before any work when a command checks it first."""
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    fmt = Path(path).suffix.lstrip(".").lower() or "png"
-    supported = FigureCanvasBase.get_supported_filetypes()
-    if fmt not in supported:
-        raise UsageError(f"cannot write a figure to {path}: expected a file name ending in "
-                         f".{', .'.join(sorted(supported))}, found .{fmt}")
-    return fmt
-
-
 def _save(fig, path: Path, dpi: int = 100) -> None:
     """Write the figure whole or not at all (``evaluate --plot`` takes any path)."""
     import matplotlib.pyplot as plt
 
     try:
-        fmt = check_figure_path(path)
+        fmt = figure_format(path)
         with atomic_open(path, "wb") as fh:
             fig.savefig(fh, format=fmt, dpi=dpi)
     finally:

@@ -78,27 +78,14 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_format(path: Path) -> str:
-    """The format the file name asks for (png without a suffix), checked before any timing."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install matplotlib (the train extra "
-                         "has it)") from None
-    matplotlib.use("Agg")
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    supported = FigureCanvasBase.get_supported_filetypes()
-    if fmt not in supported:
-        raise UsageError(f"--plot {path}: expected a file name ending in "
-                         f".{', .'.join(sorted(supported))}, found .{fmt}")
-    return fmt
-
-
 def plot(results: list[Any], path: Path) -> None:
     """Latency distributions: one box per model and batch size."""
-    fmt = plot_format(path)
+    from ..figures import figure_format
+
+    fmt = figure_format(path)
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from ..atomic import atomic_open
@@ -188,7 +175,9 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
         if not Path(m).is_file():
             raise UsageError(f"model file {m} does not exist")
     if plot_path is not None:
-        plot_format(plot_path)
+        from ..figures import figure_format
+
+        figure_format(plot_path)  # a name matplotlib cannot write fails before any timing
     total = len(models) * len(config.batch_sizes) * runs
     show = sys.stderr.isatty() and fmt == "table"
     results = []
