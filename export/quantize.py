@@ -64,20 +64,30 @@ class UnloadableError(RefusedError):
 # six operators (DynamicQuantizeLinear, MatMulInteger, two Mul, Cast, Add) instead of one Gemm,
 # and the file grew by 578 bytes.
 SMALL_LAYER = 1024
-_WEIGHTED_OPS = {"MatMul": 1, "Gemm": 1, "Conv": 1}  # op -> index of its weight input
+# What onnxruntime's dynamic quantizer turns to INT8 (its IntegerOps registry: MatMul, Gemm,
+# Conv, LSTM, Attention, the embedding table a Gather reads, ...): op -> index of its weight.
+_DYNAMIC_WEIGHT = {"MatMul": 1, "Gemm": 1, "Conv": 1, "LSTM": 1, "Attention": 1, "Gather": 0,
+                   "EmbedLayerNormalization": 2}
+_SMALL_LAYER_OPS = ("MatMul", "Gemm", "Conv")  # those the small-layer rule applies to
+
+
+def _dynamic_weights(proto: Any, ops: Sequence[str] = tuple(_DYNAMIC_WEIGHT)) -> dict[str, Any]:
+    """Node name -> its constant float weight (a TensorProto), for the nodes of ``ops``."""
+    inits = {i.name: i for i in proto.graph.initializer if i.data_type in (1, 10, 16)}
+    found = {}
+    for node in proto.graph.node:
+        at = _DYNAMIC_WEIGHT.get(node.op_type) if node.op_type in ops else None
+        if at is not None and len(node.input) > at and node.input[at] in inits:
+            found[node.name] = inits[node.input[at]]
+    return found
 
 
 def small_layers(proto: Any, limit: int) -> dict[str, int]:
     """The MatMul/Gemm/Conv nodes whose constant weight has fewer than ``limit`` elements,
     with that count: what the dynamic recipe keeps in float."""
-    sizes = {i.name: int(np.prod(i.dims)) for i in proto.graph.initializer}
-    found: dict[str, int] = {}
-    for node in proto.graph.node:
-        at = _WEIGHTED_OPS.get(node.op_type)
-        if at is not None and len(node.input) > at and node.input[at] in sizes:
-            if sizes[node.input[at]] < limit:
-                found[node.name] = sizes[node.input[at]]
-    return found
+    sizes = {name: int(np.prod(w.dims)) for name, w in
+             _dynamic_weights(proto, _SMALL_LAYER_OPS).items()}
+    return {name: n for name, n in sizes.items() if n < limit}
 
 
 @dataclass(frozen=True)
@@ -468,17 +478,6 @@ def _refuse_quantized(src: Path) -> None:
                      f"{hint}")
 
 
-def _dynamic_targets(proto: Any, skip: set[str]) -> list[str]:
-    """The nodes onnxruntime's dynamic quantizer would turn to INT8 (its IntegerOps registry:
-    MatMul, Gemm, Conv, LSTM, Attention, Gather of an embedding table, ...), less ``skip``."""
-    inits = {i.name for i in proto.graph.initializer if i.data_type in (1, 10, 16)}  # floats
-    weight_at = {"MatMul": 1, "Gemm": 1, "Conv": 1, "LSTM": 1, "Attention": 1, "Gather": 0,
-                 "EmbedLayerNormalization": 2}
-    return [n.name for n in proto.graph.node
-            if n.op_type in weight_at and n.name not in skip
-            and len(n.input) > weight_at[n.op_type] and n.input[weight_at[n.op_type]] in inits]
-
-
 class NothingQuantizedError(RefusedError):
     """The recipe has nothing to quantize in this model: the file would be float32 again."""
 
@@ -497,13 +496,12 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         import onnx
 
         proto = onnx.load(str(src), load_external_data=False)
-        if config.exclude:
-            kept = excluded_nodes(proto, config.exclude)
+        kept = excluded_nodes(proto, config.exclude)
+        if kept:
             log(f"keeping {len(kept)} operator{'s' if len(kept) != 1 else ''} in float: "
                 f"{', '.join(config.exclude)}")
         small = small_layers(proto, config.min_weights) if method == "dynamic" else {}
-        if method == "dynamic" and not _dynamic_targets(
-                proto, set(small) | set(excluded_nodes(proto, config.exclude))):
+        if method == "dynamic" and not set(_dynamic_weights(proto)) - set(small) - set(kept):
             # Nothing would change: the file would be float32 again, with a report.
             raise NothingQuantizedError(
                 f"dynamic INT8 has nothing to quantize in {src.name}: onnxruntime quantizes "
