@@ -223,6 +223,13 @@ def _warm(call: Callable[[], Any], runs: int, seconds: float) -> None:
         done += 1
 
 
+def _sleep_until(due: float) -> None:
+    """Sleep until ``time.perf_counter()`` reaches ``due`` (at once when it has)."""
+    wait = due - time.perf_counter()
+    if wait > 0:
+        time.sleep(wait)
+
+
 def _timed(call: Callable[[], Any], runs: int, rate_hz: float | None,
            progress: Progress | None) -> tuple[np.ndarray, float]:
     """Seconds per call, and the process's CPU use over the loop in percent of one core.
@@ -234,9 +241,7 @@ def _timed(call: Callable[[], Any], runs: int, rate_hz: float | None,
     due = wall0
     for i in range(runs):
         if period:
-            wait = due - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
+            _sleep_until(due)
         t0 = time.perf_counter()
         call()
         t1 = time.perf_counter()
@@ -246,9 +251,7 @@ def _timed(call: Callable[[], Any], runs: int, rate_hz: float | None,
         if progress is not None:
             progress(1)
     if period:  # a paced loop's last period counts too: threads may spin through it
-        wait = due - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
+        _sleep_until(due)
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
     return times, 100.0 * cpu / wall if wall > 0 else 0.0
