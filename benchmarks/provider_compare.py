@@ -20,10 +20,11 @@ import numpy as np
 
 
 def _inputs(model: Any, batch: int, given: np.ndarray | None) -> np.ndarray:
-    if given is not None:
-        reps = -(-batch // len(given))
-        return np.ascontiguousarray(np.concatenate([given] * reps)[:batch])
     spec = model.inputs[0]
+    if given is not None:
+        from edge_infer.runtime.bench import resize_batch
+
+        return resize_batch({spec.name: given}, batch)[spec.name]
     shape = [batch, *[d if isinstance(d, int) else 1 for d in spec.shape[1:]]]
     return np.random.default_rng(0).random(shape, dtype=np.float32).astype(spec.dtype)
 
@@ -43,7 +44,6 @@ def main() -> None:
     import onnxruntime
 
     from edge_infer.runtime import Model
-
     from edge_infer.runtime.cli.options import parse_provider_options
     from edge_infer.runtime.errors import EdgeInferError
 
