@@ -58,10 +58,11 @@ def quality(out: np.ndarray, x: np.ndarray, y: np.ndarray | None, task: str) -> 
 
 def add_split_arguments(parser: Any) -> None:
     """``--prepare DIR`` (the TensorFlow side, here) and ``--measure DIR`` (the timing, on a
-    machine that needs only the runtime)."""
-    parser.add_argument("--prepare", type=Path, metavar="DIR",
+    machine that needs only the runtime): two halves, so argparse refuses both at once."""
+    halves = parser.add_mutually_exclusive_group()
+    halves.add_argument("--prepare", type=Path, metavar="DIR",
                         help="only the TensorFlow side: write the models to DIR")
-    parser.add_argument("--measure", type=Path, metavar="DIR",
+    halves.add_argument("--measure", type=Path, metavar="DIR",
                         help="only time a --prepare folder, here (no TensorFlow needed)")
 
 

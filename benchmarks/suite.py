@@ -95,6 +95,12 @@ def child_models(spec: dict[str, Any]) -> dict[str, Any]:
 
 # -- the TensorFlow-side preparation ------------------------------------------------------------
 
+def _recipe(settings: dict[str, Any]) -> dict[str, Any]:
+    """Quantization settings less the device they were made for: two profiles whose
+    recipes are equal make the same file."""
+    return {k: v for k, v in settings.items() if k != "device"}
+
+
 def prepare(arch: str, dataset: str, root: Path, epochs: int | None, runs: int,
             devices: tuple[str, ...]) -> dict[str, Any]:
     """Train, export, quantize (``auto`` for each device profile, and fp16) and convert to
@@ -114,9 +120,7 @@ def prepare(arch: str, dataset: str, root: Path, epochs: int | None, runs: int,
             r = quantize(QuantizeConfig(fp32, method=method, device=device, out=out,
                                         max_accuracy_drop=100))
             settings = r.report()["settings"]
-            recipe = {k: v for k, v in settings.items() if k != "device"}
-            if any(recipe == {k: v for k, v in seen["settings"].items() if k != "device"}
-                   for seen in recipes.values()):
+            if any(_recipe(settings) == _recipe(seen["settings"]) for seen in recipes.values()):
                 out.unlink()  # another profile's recipe too: timed once
                 continue
             name = "fp16" if r.method == "fp16" else f"int8-{r.method}"
@@ -233,8 +237,6 @@ def main() -> None:
     if args.load:
         print_report(json.loads(args.load.read_text()))
         return
-    if args.prepare and args.measure:
-        raise SystemExit("--prepare and --measure are two halves: give one (or neither)")
     if args.quick:
         args.runs, args.calls, args.processes = 20, 100, 3
     if args.measure:
