@@ -60,25 +60,17 @@ def quantize(src: Path, dst: Path, x: np.ndarray, fmt: str, types: str, per_chan
 
 
 def profile(path: str, x: np.ndarray, runs: int = 200) -> dict[str, float]:
-    """Mean microseconds per operator type (onnxruntime's profiler), one run at ``x``."""
-    import onnxruntime as ort
+    """Median microseconds per node (onnxruntime's profiler, ``runtime/profile.py``), one
+    run at ``x``, keyed ``"op node"``, slowest first."""
+    from edge_infer.runtime import Model
+    from edge_infer.runtime.model import SessionConfig
+    from edge_infer.runtime.profile import profile as profile_calls
 
-    so = ort.SessionOptions()
-    so.enable_profiling = True
-    so.log_severity_level = 3
-    session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x}
-    for _ in range(runs):
-        session.run(None, feed)
-    trace = Path(session.end_profiling())
-    events = json.loads(trace.read_text())
-    trace.unlink()
-    totals: dict[str, float] = {}
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            key = f"{e['args']['op_name']} {e['name'][:-len('_kernel_time')]}"
-            totals[key] = totals.get(key, 0.0) + e["dur"] / runs
-    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+    def open_profiled(prefix: str) -> Model:
+        return Model(path, providers=["cpu"], config=SessionConfig(profile_prefix=prefix))
+
+    found = profile_calls(open_profiled, [x], runs, warmup=20)[0]
+    return {f"{n.op} {n.name}": n.us for n in found.nodes}
 
 
 def export_nchw(run: Path, dst: Path, x: np.ndarray) -> Path:
@@ -246,7 +238,7 @@ def main() -> None:
               f"b1 {base['run 1'] / r['run 1']:.2f}x, b64 {base['run 64'] / r['run 64']:.2f}x")
     for name, ops in profiles.items():
         top = ", ".join(f"{op} {us:.0f}" for op, us in list(ops.items())[:5])
-        print(f"profile, {name}: {top} (us per run; total {sum(ops.values()):.0f})")
+        print(f"profile, {name}: {top} (median us per run; total {sum(ops.values()):.0f})")
 
 
 if __name__ == "__main__":

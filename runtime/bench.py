@@ -16,7 +16,10 @@ meaning or goes away; new fields may be added)::
                   "session_seconds", "peak_rss_mib": float|null,
                   "batches": [{"batch_size", "latency_ms": {"min", "p50", "p90", "p99", "max",
                                "mean"}, "throughput_per_s", "cpu_percent",
-                               "late": int|null, "speedup_vs_first": float|null}]}]}
+                               "late": int|null, "speedup_vs_first": float|null,
+                               "operators": null|{"calls", "run_us", "operator_us",
+                                   "outside_us", "nodes": [{"name", "op", "provider", "us"}],
+                                   "by_op": {op: us}}}]}]}
 
 With ``io_binding`` each timed call is ``runner(inputs)`` on a ``Model.bind()`` runner: the
 inputs are copied into buffers bound once to the session (as TFLite's ``set_tensor`` + ``invoke``
@@ -39,6 +42,14 @@ take to settle. On the Xeon of BENCHMARKS.md the first model timed in a process 
 after 30 warm-up calls and 0.031 ms when timed again; here, three copies of the digits cnn in
 one ``bench`` read 0.065, 0.052 and 0.052 ms once after 20 calls. Other runs showed no such
 gap, with or without the extra time: it is a guard, and costs 0.2 s per model and batch size.
+
+``operators`` (with ``profile``) is onnxruntime's profiler summarised (``runtime/profile.py``):
+microseconds per call for each node of the optimised graph, slowest first, with its provider,
+the totals per operator type, and ``outside_us``, the part of a call no node accounts for. The
+profiled calls (as many as ``runs``, at most 100, after the same warm-up calls) run in a
+session of their own after the timed ones, so profiling changes no latency figure; being
+profiled, they are slower, and their figures are to be read as shares. Null without
+``profile``.
 
 ``speedup_vs_first`` is the first model's p50 latency at the same batch size divided by this
 one's (above 1: faster); null for the first model.
@@ -67,6 +78,7 @@ import numpy as np
 from .errors import InputError, UsageError
 
 FORMAT = 1
+PROFILE_CALLS = 100  # at most this many profiled calls per batch size: the trace grows per node
 Progress = Callable[[int], None]
 
 
@@ -85,6 +97,7 @@ class BenchConfig:
     spinning: bool | None = None  # onnxruntime's idle threads spin-wait (None: its default)
     rate_hz: float | None = None  # pace the timed calls at this rate (None: back to back)
     warmup_seconds: float = 0.2  # after the warmup calls, go on until this much time has passed
+    profile: bool = False  # also profile each batch size's calls node by node (profile.py)
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -109,7 +122,7 @@ class BenchConfig:
                 "threads": self.threads,
                 "providers": list(self.providers), "dims": dict(self.dims),
                 "io_binding": self.io_binding, "spinning": self.spinning,
-                "rate_hz": self.rate_hz}
+                "rate_hz": self.rate_hz, "profile": self.profile}
 
 
 @dataclass
@@ -120,6 +133,7 @@ class BatchFigures:
     cpu_percent: float  # process CPU time over wall time during the timed runs; 100 = 1 core
     late: int | None = None  # paced runs only: calls longer than the period
     speedup_vs_first: float | None = None
+    operators: dict[str, Any] | None = None  # with BenchConfig.profile: OperatorProfile.to_dict
     samples_ms: list[float] = field(default_factory=list, repr=False)
 
 
@@ -274,10 +288,11 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
     session_seconds = time.perf_counter() - start
     if callable(inputs):
         inputs = inputs(model)
-    batches = []
+    batches, feeds = [], []
     for batch in config.batch_sizes:
         feed = resize_batch(inputs, batch) if inputs is not None else \
             make_inputs(model.signature, batch, dict(config.dims), config.seed)
+        feeds.append(feed)
         call: Callable[[], Any] = lambda feed=feed: model.run(feed)  # noqa: E731
         if config.io_binding:
             runner = model.bind(batch, dict(config.dims))
@@ -288,8 +303,35 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
         late = int((times > 1.0 / config.rate_hz).sum()) if config.rate_hz else None
         batches.append(BatchFigures(batch, _percentiles(ms), float(batch / times.mean()),
                                     cpu_percent, late, samples_ms=[float(t) for t in ms]))
-    return BenchResult(str(path), path.stat().st_size, model.provider, config.threads,
-                       session_seconds, peak_rss_mib(), batches)
+    result = BenchResult(str(path), path.stat().st_size, model.provider, config.threads,
+                         session_seconds, peak_rss_mib(), batches)
+    if config.profile:
+        del model  # the profiled session is the only one open while it runs
+        for figures, found in zip(batches, _profile(path, config, feeds)):
+            figures.operators = found.to_dict()
+    return result
+
+
+def _profile(path: Path, config: BenchConfig, feeds: Sequence[Mapping[str, np.ndarray]]
+             ) -> list[Any]:
+    """onnxruntime's profile of each feed's calls, in a session opened as the timed one."""
+    from .model import Model, SessionConfig
+    from .profile import profile
+
+    def open_profiled(prefix: str) -> Model:
+        import warnings
+
+        from .errors import ProviderFallbackWarning
+
+        session = SessionConfig(threads=config.threads, spinning=config.spinning,
+                                profile_prefix=prefix)
+        with warnings.catch_warnings():  # the timed session has said it already
+            warnings.simplefilter("ignore", ProviderFallbackWarning)
+            return Model(path, providers=list(config.providers),
+                         provider_options=config.options(), strict=config.strict,
+                         config=session)
+
+    return profile(open_profiled, feeds, min(config.runs, PROFILE_CALLS), config.warmup)
 
 
 def compare(results: Sequence[BenchResult]) -> None:

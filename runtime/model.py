@@ -49,6 +49,9 @@ class SessionConfig(Record):
     # the digits cnn), but threads go on spinning after a call: a 10 Hz sensor loop kept 56%
     # of a core busy, against 0.5% without, for at most 0.08 ms a call (`bench --rate`, README).
     spinning: bool | None = None
+    # onnxruntime's profiler on, its trace written to PREFIX_<time>.json by
+    # ``session.end_profiling()`` (``edge-infer bench --profile``; runtime/profile.py).
+    profile_prefix: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("threads", "inter_op_threads"):
@@ -76,6 +79,9 @@ class SessionConfig(Record):
             flag = "1" if self.spinning else "0"
             so.add_session_config_entry("session.intra_op.allow_spinning", flag)
             so.add_session_config_entry("session.inter_op.allow_spinning", flag)
+        if self.profile_prefix:
+            so.enable_profiling = True
+            so.profile_file_prefix = self.profile_prefix
         return so
 
 

@@ -78,6 +78,58 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _us(value: float) -> str:
+    return f"{value / 1000:.3f} ms" if value >= 1000 else f"{value:.1f} us"
+
+
+def operators_table(doc: dict[str, Any], top: int = 8) -> str:
+    """``--profile``: for each model and batch size, its slowest nodes, the time per operator
+    type, what no node accounts for, and the providers when the nodes ran on more than one."""
+    blocks = []
+    for r in doc["results"]:
+        for b in r["batches"]:
+            prof = b.get("operators")
+            if not prof:
+                continue
+            run = prof["run_us"]
+
+            def share(us: float, run: float = run) -> str:
+                return f"{100 * us / run:.0f}%" if run > 0 else "-"
+
+            nodes = prof["nodes"]
+            rows = [[n["op"], n["name"], n["provider"], _us(n["us"]), share(n["us"])]
+                    for n in nodes[:top]]
+            widths = [max(len(row[i]) for row in rows) for i in range(5)] if rows else []
+            lines = [f"where the time goes: {Path(r['model']).name}, batch {b['batch_size']} "
+                     f"(onnxruntime's profiler; medians of {prof['calls']} calls, shares of "
+                     "a profiled call)"]
+            extra = run - b["latency_ms"]["p50"] * 1000
+            if nodes and extra > 0:
+                lines.append(f"  a profiled call took {_us(run)} against {_us(run - extra)} "
+                             f"timed: the profiler adds about {_us(extra / len(nodes))} to each "
+                             f"of the {len(nodes)} nodes (in their figures)")
+            lines += ["  " + "  ".join(c.rjust(w) if i >= 3 else c.ljust(w)
+                                       for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+                      for row in rows]
+            if len(nodes) > top:
+                rest = sum(n["us"] for n in nodes[top:])
+                lines.append(f"  ... {len(nodes) - top} more nodes: {_us(rest)} "
+                             f"({share(rest)})")
+            lines.append("  by operator: " + ", ".join(
+                f"{op} {_us(us)} ({share(us)})" for op, us in prof["by_op"].items()))
+            lines.append(f"  outside operators: {_us(prof['outside_us'])} "
+                         f"({share(prof['outside_us'])}): onnxruntime's own work per call")
+            providers: dict[str, list[str]] = {}
+            for n in nodes:
+                providers.setdefault(n["provider"], []).append(n["op"])
+            if len(providers) > 1:
+                lines.append("  providers: " + "; ".join(
+                    f"{p} {len(ops)} nodes ({', '.join(sorted(set(ops)))})"
+                    for p, ops in providers.items()))
+            blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def plot(results: list[Any], path: Path) -> None:
     """Latency distributions: one box per model and batch size."""
     from ..figures import figure_format
@@ -138,6 +190,10 @@ def plot(results: list[Any], path: Path) -> None:
               help="Let onnxruntime's idle threads spin-wait for work (its default: the "
                    "lowest latency back to back) or sleep (--no-spin: far less CPU in a "
                    "paced loop).")
+@click.option("--profile", is_flag=True,
+              help="Also profile each model and batch size node by node (onnxruntime's "
+                   "profiler, in a session of its own after the timed runs): its slowest "
+                   "nodes, time per operator type, and the provider each node ran on.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -150,7 +206,8 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
           warmup_seconds: float,
           providers: tuple[str, ...], provider_option: tuple[str, ...], strict: bool,
           threads: int | None, dims: tuple[str, ...], input_file: str | None,
-          io_binding: bool, rate_hz: float | None, spinning: bool | None, fmt: str,
+          io_binding: bool, rate_hz: float | None, spinning: bool | None, profile: bool,
+          fmt: str,
           output: Path | None, plot_path: Path | None) -> None:
     """Benchmark one or more models: session creation, latency percentiles, throughput,
     peak memory and the provider that ran, each model against the first.
@@ -162,6 +219,7 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
       edge-infer bench lstm.onnx --dim sequence=50 --format json -o bench.json
       edge-infer bench model.onnx -p cuda --plot latency.png
       edge-infer bench model.onnx --rate 30 --no-spin     # a 30 fps camera loop
+      edge-infer bench model.int8.onnx --profile          # which nodes take the time
     """
     from ..bench import BenchConfig, benchmark, compare, report
 
@@ -170,7 +228,7 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
                          tuple(providers) or ("auto",),
                          tuple((k, tuple(v.items())) for k, v in options.items()), strict,
                          threads, _parse_dims(dims), io_binding=io_binding, spinning=spinning,
-                         rate_hz=rate_hz, warmup_seconds=warmup_seconds)
+                         rate_hz=rate_hz, warmup_seconds=warmup_seconds, profile=profile)
     for m in models:
         if not Path(m).is_file():
             raise UsageError(f"model file {m} does not exist")
@@ -194,4 +252,9 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
         write_text(output, json.dumps(doc, indent=2) + "\n")
     if plot_path is not None:
         plot(results, plot_path)
-    click.echo(json.dumps(doc, indent=2) if fmt == "json" else table(doc))
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(table(doc))
+        if profile:
+            click.echo("\n" + operators_table(doc))

@@ -16,7 +16,7 @@ from edge_infer.runtime.model import SessionConfig
 RESULT_KEYS = {"model", "size_bytes", "provider", "threads", "session_seconds", "peak_rss_mib",
                "batches"}
 BATCH_KEYS = {"batch_size", "latency_ms", "throughput_per_s", "cpu_percent", "late",
-              "speedup_vs_first"}
+              "speedup_vs_first", "operators"}
 LATENCY_KEYS = {"min", "p50", "p90", "p99", "max", "mean"}
 
 
@@ -37,7 +37,8 @@ def test_json_follows_the_documented_schema(models, tmp_path):
     assert doc["config"] == {"batch_sizes": [1, 16], "runs": 15, "warmup": 2,
                              "warmup_seconds": 0.2, "threads": 1,
                              "providers": ["cpu"], "dims": {}, "io_binding": False,
-                             "spinning": None, "rate_hz": None, "input": None}
+                             "spinning": None, "rate_hz": None, "profile": False,
+                             "input": None}
     assert [r["model"] for r in doc["results"]] == [str(a), str(b)]
     for i, r in enumerate(doc["results"]):
         assert set(r) == RESULT_KEYS and r["provider"] == "cpu" and r["threads"] == 1
