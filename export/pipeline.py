@@ -213,7 +213,8 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
         progress.start("benchmark", f"batch {' and '.join(map(str, BATCH_SIZES))}, "
                                     f"{config.bench_runs} runs each, in a fresh process")
         figures = benchmark_subprocess(list(models.values()),
-                                       BenchConfig(BATCH_SIZES, runs=config.bench_runs))
+                                       BenchConfig(BATCH_SIZES, runs=config.bench_runs,
+                                                   profile=True))
         bench = dict(zip(models, figures))
         for name, b in bench.items():
             one = b["batches"][0]

@@ -393,6 +393,8 @@ def benchmark_subprocess(paths: Sequence[str | Path], config: BenchConfig = Benc
         args += ["--rate", repr(config.rate_hz)]
     if config.io_binding:
         args += ["--io-binding"]
+    if config.profile:
+        args += ["--profile"]
     done = subprocess.run([*args, *map(str, paths)], capture_output=True, text=True)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
@@ -415,11 +417,12 @@ def _main(argv: Sequence[str]) -> None:
     parser.add_argument("--spin", action=argparse.BooleanOptionalAction, default=None,
                         dest="spinning")
     parser.add_argument("--rate", type=float, default=None, dest="rate_hz")
+    parser.add_argument("--profile", action="store_true")
     a = parser.parse_args(argv)
     config = BenchConfig(tuple(a.batch_sizes or (1,)), a.runs, a.warmup,
                          tuple(a.providers or ("cpu",)), threads=a.threads,
                          io_binding=a.io_binding, spinning=a.spinning, rate_hz=a.rate_hz,
-                         warmup_seconds=a.warmup_seconds)
+                         warmup_seconds=a.warmup_seconds, profile=a.profile)
     results = [benchmark(m, config) for m in a.models]
     compare(results)
     print(json.dumps(report(results, config)))

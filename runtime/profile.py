@@ -132,6 +132,23 @@ def summarise(events: Sequence[Mapping[str, Any]], windows: Sequence[tuple[int, 
     return profiles
 
 
+NO_LAYER = "(no layer)"  # nodes onnxruntime or the converter added outside any layer scope
+
+
+def layer_times(nodes: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Microseconds per call for each layer (the first scope of a node's name, as ``info`` and
+    ``quantize --exclude`` read it: ``conv2d_1`` for ``conv2d_1/BiasAdd_token_4``), slowest
+    first; nodes without a scope (a ``ReorderOutput`` onnxruntime inserts, say) go under
+    :data:`NO_LAYER`. Takes the ``nodes`` of :meth:`OperatorProfile.to_dict`."""
+    from .modelfile import layer_of
+
+    totals: dict[str, float] = {}
+    for node in nodes:
+        layer = layer_of(node["name"]) or NO_LAYER
+        totals[layer] = totals.get(layer, 0.0) + node["us"]
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
 def _median(values: Sequence[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2

@@ -84,7 +84,10 @@ def _us(value: float) -> str:
 
 def operators_table(doc: dict[str, Any], top: int = 8) -> str:
     """``--profile``: for each model and batch size, its slowest nodes, the time per operator
-    type, what no node accounts for, and the providers when the nodes ran on more than one."""
+    type and per layer, what no node accounts for, and the providers when the nodes ran on
+    more than one."""
+    from ..profile import layer_times
+
     blocks = []
     for r in doc["results"]:
         for b in r["batches"]:
@@ -117,6 +120,10 @@ def operators_table(doc: dict[str, Any], top: int = 8) -> str:
                              f"({share(rest)})")
             lines.append("  by operator: " + ", ".join(
                 f"{op} {_us(us)} ({share(us)})" for op, us in prof["by_op"].items()))
+            layers = layer_times(nodes)
+            if len(layers) > 1:  # names scoped by layer, as edge-infer's exports are
+                lines.append("  by layer: " + ", ".join(
+                    f"{layer} {_us(us)} ({share(us)})" for layer, us in layers.items()))
             lines.append(f"  outside operators: {_us(prof['outside_us'])} "
                          f"({share(prof['outside_us'])}): onnxruntime's own work per call")
             providers: dict[str, list[str]] = {}

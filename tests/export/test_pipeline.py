@@ -64,6 +64,41 @@ def test_pipeline_writes_every_artifact_and_a_consistent_report(finished):
     assert any(c.endswith("--exclude probabilities") for c in report["commands"])
 
 
+def test_the_report_gives_each_models_time_per_layer(finished):
+    """The benchmark stage profiles both models; report.md sets their time per Keras layer side
+    by side, from the figures report.json keeps."""
+    import copy
+
+    from edge_infer.export.report import markdown
+    from edge_infer.runtime.profile import layer_times
+
+    result, _ = finished
+    report = json.loads((result.path / "report.json").read_text())
+    times = {}
+    for name in ("float32", "int8-static"):
+        batch = report["benchmark"][name]["batches"][-1]
+        assert batch["batch_size"] == 64 and batch["operators"]["calls"] == 3
+        times[name] = layer_times(batch["operators"]["nodes"])
+    md = (result.path / "report.md").read_text()
+    section = md.split("## Time per layer\n", 1)[1].split("\n## ", 1)[0]
+    assert "| layer | float32 | int8-static | int8-static speed-up |" in section
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in section.splitlines() if line.startswith("| ") and "---" not in line}
+    rows.pop("layer")
+    error_layers = {e["layer"] for e in report["quantization"]["layers"]}
+    assert error_layers <= set(rows)  # the layers the per-layer errors name
+    for layer, (f32, q8, ratio) in rows.items():
+        assert f32 == f"{times['float32'][layer]:.1f} us"
+        assert q8 == f"{times['int8-static'][layer]:.1f} us"
+        assert ratio == f"{times['float32'][layer] / times['int8-static'][layer]:.2f}x"
+    worst = max(rows, key=lambda k: abs(times["int8-static"][k] - times["float32"][k]))
+    assert f"the most in `{worst}`" in section
+    # A report without profiles (written before they existed) has no such section.
+    for b in report["benchmark"].values():
+        b["batches"][-1].pop("operators")
+    assert "## Time per layer" not in markdown(copy.deepcopy(report), "t")
+
+
 def test_the_printed_run_command_works(finished):
     result, _ = finished
     command = result.run_command().split()

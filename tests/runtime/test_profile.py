@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from edge_infer.runtime.cli import cli
 from edge_infer.runtime.cli.bench import operators_table
 from edge_infer.runtime.errors import ModelRunError
-from edge_infer.runtime.profile import summarise
+from edge_infer.runtime.profile import NO_LAYER, layer_times, summarise
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -150,3 +150,14 @@ def test_operators_table_names_providers_cuts_long_lists_and_states_the_profiler
     # 100 us profiled against 50 us timed, spread over 7 nodes
     assert "the profiler adds about 7.1 us to each of the 7 nodes" in text
     assert "the profiler adds" not in operators_table(_doc(nodes, p50_ms=0.2))
+
+
+def test_layer_times_sum_each_layers_nodes_slowest_first():
+    nodes = [{"name": "conv2d/BiasAdd_token_0", "us": 5.0},
+             {"name": "conv2d_1/BiasAdd_token_4", "us": 9.0},
+             {"name": "conv2d/Relu", "us": 1.5},
+             {"name": "/features/features.0/Conv", "us": 2.0},  # PyTorch's scopes
+             {"name": "ReorderOutput", "us": 0.5}, {"name": "image_q", "us": 1.0}]
+    assert layer_times(nodes) == {"conv2d_1": 9.0, "conv2d": 6.5, "features": 2.0,
+                                  NO_LAYER: 1.5}
+    assert list(layer_times(nodes)) == ["conv2d_1", "conv2d", "features", NO_LAYER]
