@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edge_infer.runtime.atomic import atomic_folder
+from edge_infer.runtime.atomic import atomic_folder, claim_folder
 from edge_infer.runtime.errors import UsageError
 
 Log = Callable[[str], None]
@@ -151,7 +151,7 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
     from edge_infer.devices.profiles import get as get_device
     from edge_infer.runtime.bench import BenchConfig, benchmark_subprocess
     from edge_infer.train.config import TrainConfig
-    from edge_infer.train.trainer import default_out, train
+    from edge_infer.train.trainer import default_base, train
 
     from .evaluate import evaluate
     from .exporter import ExportConfig, export
@@ -162,11 +162,9 @@ def pipeline(config: PipelineConfig, log: Log | None = None) -> PipelineResult:
     device = get_device(config.device)
     train_config = TrainConfig(architecture=config.architecture, dataset=config.dataset,
                                epochs=config.epochs, seed=config.seed, verbose=config.verbose)
-    out = Path(config.out) if config.out else default_out(train_config)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"output folder {out} exists and is not empty; choose another --out")
     progress = _Progress(log)
-    with atomic_folder(out) as work:
+    with claim_folder(config.out or default_base(train_config), number=not config.out) as out, \
+            atomic_folder(out) as work:
         progress.start("train", f"{config.architecture} on {config.dataset} "
                                 f"(seed {config.seed})")
         trained = train(replace(train_config, out=work),

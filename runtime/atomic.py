@@ -11,9 +11,9 @@ import os
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Callable, Iterator, TypeVar
+from typing import IO, Any, Callable, Iterator, TypeVar
 
-from .errors import EdgeInferError
+from .errors import EdgeInferError, UsageError
 
 _FILE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
                | getattr(os, "O_CLOEXEC", 0))
@@ -87,6 +87,96 @@ def atomic_folder(path: str | os.PathLike[str], *, publish: bool = True,
             os.replace(folder, target)
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # gone already when published
+
+
+def numbered(base: str | os.PathLike[str]) -> Iterator[Path]:
+    """``base``, then ``base-2``, ``base-3``, ...: the names of a run folder that exists."""
+    base = Path(base)
+    yield base
+    n = 2
+    while True:
+        yield base.with_name(f"{base.name}-{n}")
+        n += 1
+
+
+def _not_empty(path: Path) -> bool:
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+
+@contextmanager
+def claim_folder(path: str | os.PathLike[str], *, number: bool = False) -> Iterator[Path]:
+    """Hold the name of a folder this process is about to build, so that runs started together
+    in one place (``for s in 0 1 2; do edge-infer pipeline cnn --seed $s & done``) do not all
+    pick ``runs/cnn-digits`` and fail when they publish, after all their work.
+
+    With ``number``, the name is the first of :func:`numbered` that does not exist and that no
+    running process holds. Without, it is ``path``, which may exist only as an empty folder;
+    one held by another process is a :class:`UsageError`.
+
+    The hold is an advisory lock (``flock``) on a hidden ``.NAME.claim`` file beside the
+    folder, removed at the end of the block. The kernel releases a lock when its process ends,
+    however it ends, so a killed run holds nothing. Where ``flock`` does not exist (Windows),
+    names are not held and runs started together can still clash."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    names = numbered(path) if number else iter([Path(path)])
+    for candidate in names:
+        if candidate.exists() if number else _not_empty(candidate):
+            if number:
+                continue
+            raise UsageError(f"output folder {candidate} exists and is not empty; choose "
+                             "another --out")
+        if fcntl is None:
+            yield candidate
+            return
+        candidate.parent.mkdir(parents=True, exist_ok=True)
+        lock = candidate.parent / f".{candidate.name}.claim"
+        try:
+            fd = _hold(lock, fcntl)
+        except OSError:  # a file system without locks (some network mounts): hold nothing
+            yield candidate
+            return
+        if fd is None or (candidate.exists() if number else _not_empty(candidate)):
+            if fd is not None:  # built and published by the holder that has just let go
+                os.close(fd)
+            if number:
+                continue
+            raise UsageError(f"output folder {candidate} is being written by another "
+                             "edge-infer process; choose another --out")
+        try:
+            yield candidate
+        finally:
+            try:
+                os.unlink(lock)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        return
+
+
+def _hold(lock: Path, fcntl: Any) -> int | None:
+    """A descriptor of ``lock`` with an exclusive lock on it, or None when another process
+    holds it (OSError when locks are not supported there). Retried when the file was removed
+    by a holder between opening and locking it: a lock on a removed file holds nothing."""
+    for _ in range(100):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held by another process
+            os.close(fd)
+            return None
+        except OSError:
+            os.close(fd)
+            raise
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    return None
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

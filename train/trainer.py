@@ -22,13 +22,14 @@ import json
 import platform
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from edge_infer.runtime.atomic import atomic_folder
+from edge_infer.runtime.atomic import atomic_folder, claim_folder, numbered
 from edge_infer.runtime.errors import UsageError
 from edge_infer.runtime.metadata import ModelMetadata, OutputSpec
 from edge_infer.runtime.predictions import predicted_classes
@@ -60,14 +61,15 @@ def _versions() -> dict[str, str]:
             **installed_versions("edge-infer", "tensorflow", "keras", "numpy", "scikit-learn")}
 
 
+def default_base(config: TrainConfig) -> Path:
+    """``runs/ARCH-DATASET``: the run folder's name before numbering."""
+    return Path("runs") / f"{config.architecture}-{Path(config.dataset).stem.replace(':', '-')}"
+
+
 def default_out(config: TrainConfig) -> Path:
-    """``runs/ARCH-DATASET``, with -2, -3... when that exists already."""
-    stem = f"{config.architecture}-{Path(config.dataset).stem.replace(':', '-')}"
-    base = Path("runs") / stem
-    candidate, n = base, 2
-    while candidate.exists():
-        candidate, n = base.with_name(f"{stem}-{n}"), n + 1
-    return candidate
+    """``runs/ARCH-DATASET``, with -2, -3... when that exists already (what a run started now
+    would get: :func:`~edge_infer.runtime.atomic.claim_folder` also skips names being built)."""
+    return next(p for p in numbered(default_base(config)) if not p.exists())
 
 
 def _output_kind(model: Any) -> str:
@@ -265,9 +267,9 @@ def train(config: TrainConfig, log: Log | None = None) -> RunResult:
     if arch.mode == "gan" and config.strategy == "multi-worker":
         raise UsageError("gan trains with its own adversarial loop and does not support "
                          "--strategy multi-worker; use default or mirrored")
-    out = Path(config.out) if config.out is not None else default_out(config)
-    if out.exists() and any(out.iterdir()):
-        raise UsageError(f"output folder {out} exists and is not empty; choose another --out")
+    if config.out is not None and Path(config.out).exists() and any(Path(config.out).iterdir()):
+        raise UsageError(f"output folder {config.out} exists and is not empty; choose another "
+                         "--out")  # before the data loads; claim_folder checks again below
     dataset = load_dataset(config.dataset, seed=config.seed)
     spec = DataSpec(dataset.input_shape, dataset.num_classes, dataset.kind, dataset.task,
                     dataset.vocab_size)
@@ -280,9 +282,12 @@ def train(config: TrainConfig, log: Log | None = None) -> RunResult:
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     chief = is_chief(config.strategy)
-    # Workers other than the chief build their copy in the temp folder and never publish it.
-    with atomic_folder(out, publish=chief,
-                       parent=None if chief else tempfile.gettempdir()) as folder:
+    # The chief holds the run folder's name while it builds it; workers other than the chief
+    # build their copy in the temp folder and never publish it.
+    base = Path(config.out) if config.out is not None else default_base(config)
+    hold = claim_folder(base, number=config.out is None) if chief else nullcontext(base)
+    with hold as out, atomic_folder(out, publish=chief,
+                                    parent=None if chief else tempfile.gettempdir()) as folder:
         started = time.perf_counter()
         model, history = _fit(config, arch, dataset, spec, folder, log)
         elapsed = time.perf_counter() - started

@@ -69,3 +69,62 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path, umask_022):
     assert path.read_bytes() == b"new"
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+fcntl = pytest.importorskip("fcntl", reason="names are held with flock, which Windows lacks")
+
+
+def test_runs_started_together_get_their_own_numbered_folders(tmp_path):
+    from edge_infer.runtime.atomic import claim_folder
+
+    base = tmp_path / "runs" / "cnn-digits"
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "cnn-digits-2").mkdir()  # an earlier run's folder
+    with claim_folder(base, number=True) as first, claim_folder(base, number=True) as second:
+        assert (first, second) == (base, base.with_name("cnn-digits-3"))
+        assert not first.exists()  # the name is held; the folder is the caller's to build
+    assert sorted(p.name for p in base.parent.iterdir()) == ["cnn-digits-2"]  # claims gone
+    with claim_folder(base, number=True) as again:
+        assert again == base
+
+
+def test_an_explicit_folder_held_or_full_is_refused(tmp_path):
+    from edge_infer.runtime.atomic import claim_folder
+    from edge_infer.runtime.errors import UsageError
+
+    out = tmp_path / "mine"
+    with claim_folder(out):
+        with pytest.raises(UsageError, match="being written by another edge-infer process"):
+            with claim_folder(out):
+                pass
+    out.mkdir()
+    with claim_folder(out) as held:  # an empty folder may be the target
+        assert held == out
+    (out / "x").write_text("x")
+    with pytest.raises(UsageError, match="exists and is not empty"):
+        with claim_folder(out):
+            pass
+
+
+def test_a_killed_holder_holds_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from edge_infer.runtime.atomic import claim_folder
+
+    base = tmp_path / "run"
+    code = ("import sys, time\nfrom edge_infer.runtime.atomic import claim_folder\n"
+            f"with claim_folder({str(base)!r}, number=True) as p:\n"
+            "    print(p, flush=True)\n    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == str(base)
+        with claim_folder(base, number=True) as other:
+            assert other == tmp_path / "run-2"  # held by a running process
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (tmp_path / ".run.claim").exists()  # left behind by the kill, but not locked
+    with claim_folder(base, number=True) as mine:
+        assert mine == base
