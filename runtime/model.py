@@ -111,7 +111,9 @@ class Model:
         if not os.path.exists(self.location):
             raise ModelFileError(f"model file {self.location} does not exist")
         if os.path.isdir(self.location):
-            raise ModelFileError(f"{self.location} is a folder; expected an .onnx model file")
+            from .not_onnx import describe_folder
+
+            raise ModelFileError(describe_folder(self.location))
         if cast not in CAST_POLICIES:
             raise InputError(f"cast must be one of {', '.join(CAST_POLICIES)}, found {cast!r}")
         self.cast: CastPolicy = cast

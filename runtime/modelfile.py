@@ -208,17 +208,27 @@ def _open(path: Path) -> tuple[memoryview, Any]:
     except FileNotFoundError:
         raise ModelFileError(f"model file {path} does not exist") from None
     except IsADirectoryError:
-        raise ModelFileError(f"{path} is a folder; expected an .onnx model file") from None
+        from .not_onnx import describe_folder
+
+        raise ModelFileError(describe_folder(path)) from None
     except PermissionError:
         raise ModelFileError(f"model file {path} is not readable (permission denied)") from None
     return memoryview(mapped), mapped
+
+
+def _not_onnx(path: Path) -> str | None:
+    from .not_onnx import describe_file
+
+    return describe_file(path)
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
     """Parse ``path``; raises :class:`ModelFileError` for a file that is not a whole ONNX model."""
     path = Path(path)
     if path.is_dir():
-        raise ModelFileError(f"{path} is a folder; expected an .onnx model file")
+        from .not_onnx import describe_folder
+
+        raise ModelFileError(describe_folder(path))
     buf, mapped = _open(path)
     try:
         info = ModelInfo(path=str(path), size_bytes=len(buf))
@@ -228,12 +238,13 @@ def read_model_info(path: str | Path) -> ModelInfo:
             if exc.truncated and info.ir_version is not None:
                 raise ModelFileError(f"{path} is truncated or corrupt ({exc}; the file has "
                                      f"{len(buf)} bytes)") from None
-            raise ModelFileError(f"{path} is not an ONNX model (it does not parse as an ONNX "
-                                 f"ModelProto: {exc})") from None
+            raise ModelFileError(_not_onnx(path) or f"{path} is not an ONNX model (it does not "
+                                 f"parse as an ONNX ModelProto: {exc})") from None
         except UnicodeDecodeError:
-            raise ModelFileError(f"{path} is not an ONNX model") from None
+            raise ModelFileError(_not_onnx(path) or f"{path} is not an ONNX model") from None
         if info.ir_version is None or not (info.nodes or info.inputs or info.outputs):
-            raise ModelFileError(f"{path} is not an ONNX model (no IR version or graph found)")
+            raise ModelFileError(_not_onnx(path) or f"{path} is not an ONNX model (no IR "
+                                 "version or graph found)")
         return info
     finally:
         buf.release()

@@ -237,6 +237,10 @@ def bench(models: tuple[str, ...], batch_sizes: tuple[int, ...], runs: int, warm
                          threads, _parse_dims(dims), io_binding=io_binding, spinning=spinning,
                          rate_hz=rate_hz, warmup_seconds=warmup_seconds, profile=profile)
     for m in models:
+        if Path(m).is_dir():
+            from ..not_onnx import describe_folder
+
+            raise UsageError(describe_folder(m))
         if not Path(m).is_file():
             raise UsageError(f"model file {m} does not exist")
     if plot_path is not None:

@@ -188,7 +188,7 @@ def test_provider_options_are_parsed(runner, models, tmp_path):
 
 @pytest.mark.parametrize("case,code,message", [
     ("missing_model", 2, "does not exist"),
-    ("not_onnx", 2, "is not an ONNX model"),
+    ("not_onnx", 2, "is a NumPy array (.npy), not an ONNX model"),
     ("truncated", 2, "truncated"),
     ("unknown_provider", 2, "unknown execution provider 'gpu'; known: auto,"),
     ("bad_shape", 2, "input 'x' expects shape [N, 4], got [2, 5]"),
