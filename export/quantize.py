@@ -485,6 +485,10 @@ class NothingQuantizedError(RefusedError):
 def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     log = log or (lambda _m: None)
     src = Path(config.model)
+    if src.is_dir():
+        from edge_infer.runtime.not_onnx import describe_folder
+
+        raise UsageError(describe_folder(src))
     if not src.is_file():
         raise UsageError(f"model file {src} does not exist")
     _refuse_quantized(src)

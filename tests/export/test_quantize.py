@@ -169,6 +169,10 @@ def test_cli_table_and_json(exported, tmp_path):
     assert json.loads(result.stdout)["method"] == "fp16"
     missing = runner.invoke(cli, ["quantize", str(tmp_path / "none.onnx")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+    folder = runner.invoke(cli, ["quantize", str(exported["cnn"].parent)])
+    assert folder.exit_code == 2
+    assert f"{exported['cnn'].parent} is a folder; expected an .onnx model file, such as " \
+        in folder.output
 
 
 def test_device_profile_sets_the_types_and_what_auto_picks(exported, tmp_path):
