@@ -15,7 +15,9 @@ the names a user has to read. This pass renames them after the Keras model:
   ``conv2d_1/kernel``, ``gru/gru_cell/recurrent_kernel``;
 - a node tf2onnx left without a scope, but which reads a layer's variables, is named after that
   layer (``gru_1/GRU``), and the constants only it reads after its operator's input names
-  (``lstm/B`` for an LSTM bias tf2onnx widened with zeros);
+  (``lstm/B`` for an LSTM bias tf2onnx widened with zeros); one that reads no variable is named
+  after the layer whose output it takes (``Squeeze__55`` after a fused LSTM: ``lstm/Squeeze``,
+  its axes ``lstm/axes``);
 - the ``:0`` tf2onnx appends to every first output is dropped.
 
 Graph inputs and outputs keep their names (they are the runtime's contract). The pass checks
@@ -130,6 +132,7 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
 
     readers = consumers(graph)
     node_names: dict[int, str] = {}
+    made_by: dict[str, str] = {}  # tensor -> the layer of the node that writes it
     for index, node in enumerate(graph.node):
         if node.name and "/" not in node.name:
             # A node tf2onnx made without a scope: name it after the layer whose weights it
@@ -138,6 +141,11 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
             if len(owners) > 1 and len(node.input) > 1 and node.input[1] in owner:
                 owners = {owner[node.input[1]]}  # the weights' layer (a folded batch norm's
                 # bias keeps its own scope): Conv, Gemm, MatMul, LSTM, GRU take weights second
+            if not owners and node.input and node.input[0] in made_by:
+                # No weights: the layer whose output it reshapes (the Squeeze of a fused
+                # LSTM's direction axis, a layout Transpose), so `info`, `--exclude` and the
+                # profile's time per layer count it there.
+                owners = {made_by[node.input[0]]}
             if len(owners) == 1:
                 layer = owners.pop()
                 node_names[index] = f"{layer}/{node.op_type}"
@@ -154,6 +162,7 @@ def readable_names(proto: Any, model_name: str, layers: Sequence[str],
                           and node_names[index] != node.name else None)
         if layer is not None:
             _name_constants(node, layer, initializers, renames, owner, readers)
+            made_by.update((output, layer) for output in node.output if output)
 
     names = {o for n in graph.node for o in n.output} | initializers | {v.name for v in graph.input}
     for name in names:

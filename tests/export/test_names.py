@@ -84,9 +84,10 @@ def test_names_follow_the_keras_layers_and_variables():
     assert list(nodes["rnn/Gemm"].input) == ["dense_1/BiasAdd", "rnn/cell/recurrent_kernel",
                                              "rnn/C"]
     assert list(nodes["rnn/Gemm"].output) == ["rnn/Gemm"]
-    # A node that reads no variable keeps tf2onnx's name (less its ":0"), as do shared
-    # constants.
-    assert list(nodes["ReduceSum__11"].input) == ["rnn/Gemm", "axes__10"]
+    # A node that reads no variable is named after the layer whose output it takes; a
+    # constant two nodes share keeps tf2onnx's name.
+    assert list(nodes["rnn/ReduceSum"].input) == ["rnn/Gemm", "axes__10"]
+    assert list(nodes["rnn/ReduceSum"].output) == ["rnn/ReduceSum"]
     # An op of the model itself loses the model scope.
     assert list(nodes["sum"].output) == ["sum"] and "out/Add" in nodes
     # The loop body reads the outer tensor under its new name.
