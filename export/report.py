@@ -127,44 +127,40 @@ def _time_lines(report: dict[str, Any]) -> list[str]:
     """Each model's time per layer at the largest batch, side by side (``bench --profile``'s
     figures from the benchmark stage), and the layer where the quantized model gained or lost
     the most: where INT8 pays off on this machine and where it does not."""
-    from edge_infer.runtime.profile import layer_times
+    from edge_infer.runtime.profile import (MAX_PROFILER_SHARE, LayerComparison,
+                                            profiler_cost_us, profiler_share)
 
     rows = report["summary"]
-    found = []
-    for r in rows:
-        batch = report["benchmark"][r["name"]]["batches"][-1]
-        prof = batch.get("operators")
-        if not prof or not prof["nodes"]:
-            return []
-        extra = (prof["run_us"] - batch["latency_ms"]["p50"] * 1000) / len(prof["nodes"])
-        found.append((r, layer_times(prof["nodes"]), prof, max(extra, 0.0)))
-    size = report["benchmark"][rows[0]["name"]]["batches"][-1]["batch_size"]
-    base = found[0][1]
-    layers = list(base) + [k for _, t, _, _ in found[1:] for k in t if k not in base]
-    pair = len(found) == 2
-    header = ("| layer | " + " | ".join(r["name"] for r, *_ in found)
-              + (f" | {found[1][0]['name']} speed-up |" if pair else " |"))
+    batches = [report["benchmark"][r["name"]]["batches"][-1] for r in rows]
+    costs = [profiler_cost_us(b) for b in batches]
+    if None in costs or max(profiler_share(b) or 0.0 for b in batches) > MAX_PROFILER_SHARE:
+        return []  # not profiled, or the profiler's own cost would decide the comparison
+    cost = sum(c for c in costs if c is not None) / len(costs)
+    table = LayerComparison.of([b["operators"]["nodes"] for b in batches])
+    size = batches[0]["batch_size"]
+    pair = len(rows) == 2
+    header = ("| layer | " + " | ".join(r["name"] for r in rows)
+              + (f" | {rows[1]['name']} speed-up |" if pair else " |"))
     lines = ["## Time per layer", "",
-             f"Batch {size}, onnxruntime's profiler, medians of {found[0][2]['calls']} calls "
-             f"(`edge-infer bench {' '.join(r['file'] for r in rows)} -b {size} --profile` "
-             f"from this folder). Every node's figure includes the profiler's own cost, about "
-             f"{sum(f[3] for f in found) / len(found):.0f} us a node here, so small layers read "
-             "high.", "", header, "|---|" + "---:|" * (len(found) + pair)]
-    for layer in layers:
-        cells = [f"{t[layer]:.1f} us" if layer in t else "-" for _, t, _, _ in found]
+             f"Batch {size}, onnxruntime's profiler, medians of "
+             f"{batches[0]['operators']['calls']} calls (`edge-infer bench "
+             f"{' '.join(r['file'] for r in rows)} -b {size} --profile` from this folder). "
+             f"Every node's figure includes the profiler's own cost, about {cost:.0f} us a "
+             "node here, so small layers read high.",
+             "", header, "|---|" + "---:|" * (len(rows) + pair)]
+    for layer in table.layers:
+        cells = [f"{t[layer]:.1f} us" if layer in t else "-" for t in table.times]
         if pair:
-            a, b = (t.get(layer) for _, t, _, _ in found)
+            a, b = (t.get(layer) for t in table.times)
             cells.append(f"{a / b:.2f}x" if a and b else "")
         lines.append(f"| {layer} | " + " | ".join(cells) + " |")
     lines.append("")
-    if pair:
-        (q, qt, _, _) = found[1]
-        shared = [k for k in base if k in qt]
-        if shared:
-            worst = max(shared, key=lambda k: abs(qt[k] - base[k]))
-            how = "lost" if qt[worst] > base[worst] else "gained"
-            lines += [f"{q['name']} {how} the most in `{worst}`: {base[worst]:.1f} us as "
-                      f"{rows[0]['name']}, {qt[worst]:.1f} us as {q['name']}.", ""]
+    change = table.biggest_change() if pair else None
+    if change is not None:
+        layer, before, after = change
+        how = "lost" if after > before else "gained"
+        lines += [f"{rows[1]['name']} {how} the most in `{layer}`: {before:.1f} us as "
+                  f"{rows[0]['name']}, {after:.1f} us as {rows[1]['name']}.", ""]
     return lines
 
 

@@ -149,6 +149,58 @@ def layer_times(nodes: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
+def profiler_cost_us(batch: Mapping[str, Any]) -> float | None:
+    """The profiler's own cost per node, estimated from a ``bench`` batch row: how much longer
+    a profiled call took than the timed p50, spread over the nodes (None without a profile)."""
+    prof = batch.get("operators")
+    if not prof or not prof["nodes"]:
+        return None
+    return max(0.0, (prof["run_us"] - batch["latency_ms"]["p50"] * 1000) / len(prof["nodes"]))
+
+
+# Past this share of a profiled call spent in the profiler itself, per-layer figures say more
+# about the profiler than about the layers (the digits cnn at batch 1: about 70%; at batch 64:
+# about 20%), and models are not compared layer by layer.
+MAX_PROFILER_SHARE = 1 / 3
+
+
+def profiler_share(batch: Mapping[str, Any]) -> float | None:
+    """The part of a profiled call that is the profiler's own cost (see
+    :func:`profiler_cost_us`); None without a profile."""
+    cost = profiler_cost_us(batch)
+    if cost is None:
+        return None
+    prof = batch["operators"]
+    return cost * len(prof["nodes"]) / prof["run_us"] if prof["run_us"] > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class LayerComparison:
+    """Several models' time per layer (same network: float32, INT8, fp16), for a side-by-side
+    table: ``layers`` in the first model's order (slowest first), then layers only the others
+    have; ``times[i]`` is model i's :func:`layer_times`."""
+
+    layers: tuple[str, ...]
+    times: tuple[dict[str, float], ...]
+
+    @classmethod
+    def of(cls, node_lists: Sequence[Sequence[Mapping[str, Any]]]) -> LayerComparison:
+        times = tuple(layer_times(nodes) for nodes in node_lists)
+        layers = list(times[0]) if times else []
+        layers += [k for t in times[1:] for k in t if k not in layers]
+        return cls(tuple(layers), times)
+
+    def biggest_change(self, other: int = 1) -> tuple[str, float, float] | None:
+        """The layer whose time differs most between the first model and model ``other``:
+        (layer, first's us, other's us); None when they share no layer."""
+        first, second = self.times[0], self.times[other]
+        shared = [k for k in first if k in second and k != NO_LAYER]
+        if not shared:
+            return None
+        layer = max(shared, key=lambda k: abs(second[k] - first[k]))
+        return layer, first[layer], second[layer]
+
+
 def _median(values: Sequence[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2

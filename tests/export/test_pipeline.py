@@ -18,7 +18,8 @@ from edge_infer.runtime.errors import UnknownNameError, UsageError  # noqa: E402
 
 
 def _config(out: Path, **kw) -> PipelineConfig:
-    return PipelineConfig("cnn", epochs=1, bench_runs=3, verbose=0, out=out, **kw)
+    kw.setdefault("bench_runs", 3)
+    return PipelineConfig("cnn", epochs=1, verbose=0, out=out, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,10 @@ def finished(tmp_path_factory):
     # One epoch: the guard is opened wide here; its refusal has its own test. The classifier
     # layer (named by the zoo, unlike Keras' numbered conv2d_N) stays float (--exclude), which
     # the report must say.
-    return pipeline(_config(out, max_accuracy_drop=100, exclude=["probabilities"]),
-                    log=lines.append), lines
+    # 30 timed and profiled calls: with 3, one slow call can make the profiler's share of a
+    # call look large enough to leave out the time-per-layer table.
+    return pipeline(_config(out, max_accuracy_drop=100, exclude=["probabilities"],
+                            bench_runs=30), log=lines.append), lines
 
 
 def test_pipeline_writes_every_artifact_and_a_consistent_report(finished):
@@ -77,7 +80,7 @@ def test_the_report_gives_each_models_time_per_layer(finished):
     times = {}
     for name in ("float32", "int8-static"):
         batch = report["benchmark"][name]["batches"][-1]
-        assert batch["batch_size"] == 64 and batch["operators"]["calls"] == 3
+        assert batch["batch_size"] == 64 and batch["operators"]["calls"] == 30
         times[name] = layer_times(batch["operators"]["nodes"])
     md = (result.path / "report.md").read_text()
     section = md.split("## Time per layer\n", 1)[1].split("\n## ", 1)[0]
@@ -93,6 +96,10 @@ def test_the_report_gives_each_models_time_per_layer(finished):
         assert ratio == f"{times['float32'][layer] / times['int8-static'][layer]:.2f}x"
     worst = max(rows, key=lambda k: abs(times["int8-static"][k] - times["float32"][k]))
     assert f"the most in `{worst}`" in section
+    # Nor where the profiler's own cost is most of a call: its figures would decide.
+    slow = copy.deepcopy(report)
+    slow["benchmark"]["int8-static"]["batches"][-1]["latency_ms"]["p50"] /= 10
+    assert "## Time per layer" not in markdown(slow, "t")
     # A report without profiles (written before they existed) has no such section.
     for b in report["benchmark"].values():
         b["batches"][-1].pop("operators")

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from edge_infer.runtime.cli import cli
 from edge_infer.runtime.cli.bench import operators_table
 from edge_infer.runtime.errors import ModelRunError
-from edge_infer.runtime.profile import NO_LAYER, layer_times, summarise
+from edge_infer.runtime.profile import (NO_LAYER, LayerComparison, layer_times, profiler_cost_us,
+                                        profiler_share, summarise)
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -161,3 +162,50 @@ def test_layer_times_sum_each_layers_nodes_slowest_first():
     assert layer_times(nodes) == {"conv2d_1": 9.0, "conv2d": 6.5, "features": 2.0,
                                   NO_LAYER: 1.5}
     assert list(layer_times(nodes)) == ["conv2d_1", "conv2d", "features", NO_LAYER]
+
+
+def test_layer_comparison_orders_layers_and_finds_the_biggest_change():
+    f32 = [{"name": "conv/Conv", "us": 80.0}, {"name": "dense/Gemm", "us": 20.0},
+           {"name": "Reorder", "us": 5.0}]
+    q8 = [{"name": "conv/QLinearConv", "us": 300.0}, {"name": "dense/QGemm", "us": 30.0},
+          {"name": "image_q", "us": 500.0}, {"name": "extra/Cast", "us": 1.0}]
+    table = LayerComparison.of([f32, q8])
+    assert table.layers == ("conv", "dense", NO_LAYER, "extra")
+    # the nodes outside any layer are not a layer to name, however much they changed
+    assert table.biggest_change() == ("conv", 80.0, 300.0)
+    assert LayerComparison.of([f32, [{"name": "Other", "us": 1.0}]]).biggest_change() is None
+
+
+def test_the_profilers_cost_is_estimated_from_the_timed_call():
+    batch = {"latency_ms": {"p50": 0.06},
+             "operators": {"run_us": 160.0, "nodes": [{"name": "a", "us": 1.0}] * 8}}
+    assert profiler_cost_us(batch) == pytest.approx(12.5)  # (160 - 60) / 8
+    assert profiler_share(batch) == pytest.approx(100 / 160)
+    batch["latency_ms"]["p50"] = 0.2  # the timed call was slower: no cost to see
+    assert profiler_cost_us(batch) == 0 and profiler_share(batch) == 0
+    assert profiler_cost_us({"latency_ms": {"p50": 1}, "operators": None}) is None
+
+
+def _two_models(p50_ms):
+    doc = _doc([{"name": "conv/Conv", "op": "Conv", "provider": "cpu", "us": 60.0},
+                {"name": "dense/Gemm", "op": "Gemm", "provider": "cpu", "us": 30.0}],
+               run_us=100.0, p50_ms=p50_ms)
+    second = _doc([{"name": "conv/QLinearConv", "op": "QLinearConv", "provider": "cpu",
+                    "us": 20.0},
+                   {"name": "dense/QGemm", "op": "QGemm", "provider": "cpu", "us": 40.0}],
+                  run_us=100.0, p50_ms=p50_ms)["results"][0]
+    second["model"] = "q.onnx"
+    doc["results"].append(second)
+    return doc
+
+
+def test_several_models_are_compared_layer_by_layer_unless_the_profiler_decides():
+    text = operators_table(_two_models(p50_ms=0.09))  # the profiler: 10 of 100 us
+    table = text.split("time per layer, batch 1 (us per call", 1)[1].splitlines()
+    assert table[1].split() == ["layer", "m.onnx", "q.onnx"]
+    assert table[2].split() == ["conv", "60.0", "20.0", "(3.00x)"]
+    assert table[3].split() == ["dense", "30.0", "40.0", "(0.75x)"]
+    assert table[4] == "  q.onnx gained the most in conv: 60.0 against 20.0 us"
+    text = operators_table(_two_models(p50_ms=0.05))  # half of a profiled call
+    assert ("time per layer, batch 1: not compared, the profiler's own cost is 50% of a "
+            "profiled call at this size") in text
