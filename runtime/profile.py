@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from statistics import median
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -125,9 +126,9 @@ def summarise(events: Sequence[Mapping[str, Any]], windows: Sequence[tuple[int, 
         for name, (op, provider, times) in per_node.items():
             if any(c in times for c in calls):
                 found.append(NodeTime(name, op, provider,
-                                      _median([times.get(c, 0) for c in calls])))
+                                      float(median([times.get(c, 0) for c in calls]))))
         found.sort(key=lambda t: -t.us)
-        profiles.append(OperatorProfile(len(calls), _median([runs[c]["dur"] for c in calls]),
+        profiles.append(OperatorProfile(len(calls), float(median([runs[c]["dur"] for c in calls])),
                                         tuple(found)))
     return profiles
 
@@ -201,17 +202,12 @@ class LayerComparison:
         return layer, first[layer], second[layer]
 
 
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
-def profile(make_model: Callable[[Any], Any], feeds: Sequence[Mapping[str, Any]], calls: int,
+def profile(make_model: Callable[[str], Any], feeds: Sequence[Mapping[str, Any]], calls: int,
             warmup: int) -> list[OperatorProfile]:
     """Profile ``calls`` calls on each feed after ``warmup`` untimed ones, all in one session
-    (a TensorRT engine is built once). ``make_model(session_options)`` returns a ``Model``
-    opened with those options, which have profiling on."""
+    (a TensorRT engine is built once). ``make_model(prefix)`` returns a ``Model`` whose session
+    has onnxruntime's profiler on and writes its trace under ``prefix``
+    (``SessionConfig(profile_prefix=prefix)``)."""
     with tempfile.TemporaryDirectory(prefix="edge-infer-profile-") as folder:
         model = make_model(os.path.join(folder, "trace"))
         windows = []
