@@ -136,6 +136,12 @@ def claim_folder(path: str | os.PathLike[str], *, number: bool = False) -> Itera
         try:
             fd = _hold(lock, fcntl)
         except OSError:  # a file system without locks (some network mounts): hold nothing
+            fd = -1
+        if fd == -1:
+            try:
+                os.unlink(lock)
+            except OSError:
+                pass
             yield candidate
             return
         if fd is None or (candidate.exists() if number else _not_empty(candidate)):

@@ -128,3 +128,18 @@ def test_a_killed_holder_holds_nothing(tmp_path):
     assert (tmp_path / ".run.claim").exists()  # left behind by the kill, but not locked
     with claim_folder(base, number=True) as mine:
         assert mine == base
+
+
+def test_where_locks_are_not_supported_names_are_not_held(tmp_path, monkeypatch):
+    import errno
+
+    from edge_infer.runtime.atomic import claim_folder
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with claim_folder(tmp_path / "run", number=True) as first:
+        with claim_folder(tmp_path / "run", number=True) as second:
+            assert first == second == tmp_path / "run"  # as before names were held
+    assert list(tmp_path.iterdir()) == []  # no claim file left behind
