@@ -48,7 +48,9 @@ microseconds per call for each node of the optimised graph, slowest first, with 
 the totals per operator type, and ``outside_us``, the part of a call no node accounts for. The
 profiled calls (as many as ``runs``, at most 100, after the same warm-up calls) run in a
 session of their own after the timed ones, so profiling changes no latency figure; being
-profiled, they are slower, and their figures are to be read as shares. Null without
+profiled, they are slower, and their figures are to be read as shares. They run back to back
+through ``Model.run`` whatever ``rate_hz`` and ``io_binding`` say, so beside paced timings the
+profiler's cost per node that ``bench`` estimates from the two reads low. Null without
 ``profile``.
 
 ``speedup_vs_first`` is the first model's p50 latency at the same batch size divided by this
