@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -184,6 +185,19 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
         return
     click.echo(quantize_table(result))
     click.echo(f"wrote {result.path}\nrun it: edge-infer run {result.path} INPUT")
+    _note_slower(model, result)
+
+
+def _note_slower(model: Path, result: Any) -> None:
+    """When the quantized model ran slower than float32 here, the command that shows where
+    (INT8 on a CPU without VNNI, or a float island with layout changes around it)."""
+    from .report import FASTER_MARGIN
+
+    o, q = result.original.latency_ms, result.quantized.latency_ms
+    if o and q and o < q * (1 - FASTER_MARGIN):
+        click.echo(f"note: {result.path.name} ran slower than {model.name} at batch 1 here "
+                   f"({o / q:.2f}x); `edge-infer bench {model} {result.path} -b 1 -b 64 "
+                   "--profile` shows where the time goes", err=True)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

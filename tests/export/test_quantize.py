@@ -731,3 +731,23 @@ def test_auto_exclude_keeps_the_layer_where_the_error_jumps_and_retries(exported
         quantize(QuantizeConfig(exported["cnn"], method="dynamic", out=tmp_path / "no.onnx",
                                 max_accuracy_drop=0.5))
     assert attempts == [()]
+
+
+def test_a_slower_quantized_model_gets_the_command_that_shows_where(capsys):
+    from types import SimpleNamespace
+
+    from edge_infer.export.cli import _note_slower
+
+    def result(float_ms, int8_ms):
+        return SimpleNamespace(original=SimpleNamespace(latency_ms=float_ms),
+                               quantized=SimpleNamespace(latency_ms=int8_ms),
+                               path=Path("runs/x/model.int8.onnx"))
+
+    _note_slower(Path("runs/x/model.onnx"), result(0.05, 0.0625))
+    assert capsys.readouterr().err == (
+        "note: model.int8.onnx ran slower than model.onnx at batch 1 here (0.80x); "
+        "`edge-infer bench runs/x/model.onnx runs/x/model.int8.onnx -b 1 -b 64 --profile` "
+        "shows where the time goes\n")
+    for float_ms, int8_ms in ((0.05, 0.052), (0.05, 0.04)):  # within the noise, or faster
+        _note_slower(Path("runs/x/model.onnx"), result(float_ms, int8_ms))
+        assert capsys.readouterr().err == ""
