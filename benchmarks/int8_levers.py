@@ -100,6 +100,47 @@ def to_nchw(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
+FIRST_FLOAT = "first conv float32"
+PROPAGATION = "QDQPropagationTransformer"  # onnxruntime's pass that moves Q/DQ across MaxPool
+
+
+def float_island(spec: dict[str, Any], x: np.ndarray) -> dict[str, Any]:
+    """Why keeping the first convolution in float32 is slower: bare sessions (the pass can only
+    be turned off per session, ``disabled_optimizers``), median ms, and a one-node MaxPool on
+    a [64, 32, 8, 8] input in float32 and in uint8 (NCHW)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    files = {"float32": spec["variants"]["float32, simplified"][0],
+             "INT8 (default recipe)": spec["variants"][DEFAULT][0],
+             f"INT8, {FIRST_FLOAT}": spec["variants"][f"{DEFAULT}, {FIRST_FLOAT}"][0]}
+    runs = [(name, path, []) for name, path in files.items()]
+    runs.append((f"INT8, {FIRST_FLOAT}, {PROPAGATION} off", files[f"INT8, {FIRST_FLOAT}"],
+                 [PROPAGATION]))
+    out: dict[str, Any] = {}
+    for name, path, off in runs:
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"],
+                                       disabled_optimizers=off)
+        feed_name = session.get_inputs()[0].name
+        out[name] = {str(b): median_ms(lambda s=session, f={feed_name: x[:b]}: s.run(None, f),
+                                       spec["runs"] if b == 1 else max(50, spec["runs"] // 10))
+                     for b in (1, 64)}
+    pools = {}
+    for label, dtype, make in (("float32", TensorProto.FLOAT, np.float32),
+                               ("uint8", TensorProto.UINT8, np.uint8)):
+        node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])
+        graph = helper.make_graph([node], "pool",
+                                  [helper.make_tensor_value_info("x", dtype, [64, 32, 8, 8])],
+                                  [helper.make_tensor_value_info("y", dtype, [64, 32, 4, 4])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        session = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        data = (np.random.default_rng(0).random((64, 32, 8, 8)) * 255).astype(make)
+        pools[label] = median_ms(lambda s=session, f={"x": data}: s.run(None, f), 300) * 1000
+    return {"sessions (ms)": out, "MaxPool [64, 32, 8, 8] NCHW (us)": pools}
+
+
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     from edge_infer.runtime import Model
 
@@ -119,6 +160,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             row[f"bound {b}"] = median_ms(lambda runner=runner, xb=xb: runner(xb), runs)
         row["size"] = os.path.getsize(path)
         out[name] = row
+    out["float island"] = float_island(spec, np.ascontiguousarray(x[:64]))
     return out
 
 
@@ -162,7 +204,7 @@ def prepare(root: Path, run: Path | None) -> dict[str, Any]:
                       if n.op_type == "Conv")
     dst = root / "first-float.onnx"
     quantize(simplified, dst, x, "QDQ", "U8S8", True, True, exclude=(first_conv,))
-    variants[DEFAULT + ", first conv float32"] = (dst.name, None)
+    variants[f"{DEFAULT}, {FIRST_FLOAT}"] = (dst.name, None)
     nchw = export_nchw(run, root / "nchw.onnx", x)
     dst = root / "nchw-int8.onnx"
     quantize(nchw, dst, to_nchw(x), "QDQ", "U8S8", True, True)
@@ -229,6 +271,7 @@ def main() -> None:
     m = machine()
     print(f"{m['cpu']}, {m['cores']} cores; {' '.join(sys.argv[1:]) or 'defaults'}")
     profiles = rows.pop("profile (us per run)")
+    island = rows.pop("float island")
     base = rows["float32, simplified"]
     print(f"{'variant':<46}{'run b1':>9}{'bound b1':>10}{'run b64':>9}{'bound b64':>10}"
           f"{'size':>9}   (ms; ratio to float32 simplified, Model.run)")
@@ -239,6 +282,12 @@ def main() -> None:
     for name, ops in profiles.items():
         top = ", ".join(f"{op} {us:.0f}" for op, us in list(ops.items())[:5])
         print(f"profile, {name}: {top} (median us per run; total {sum(ops.values()):.0f})")
+    print(f"\n{FIRST_FLOAT}: bare InferenceSession.run, median ms")
+    for name, r in island["sessions (ms)"].items():
+        print(f"  {name:<62}b1 {r['1']:.3f}  b64 {r['64']:.3f}")
+    pools = island["MaxPool [64, 32, 8, 8] NCHW (us)"]
+    print("  one MaxPool 2x2 on [64, 32, 8, 8] NCHW: "
+          + ", ".join(f"{k} {v:.0f} us" for k, v in pools.items()))
 
 
 if __name__ == "__main__":
