@@ -75,14 +75,6 @@ class OperatorProfile:
         return sorted(((op, us, int(k)) for op, (us, k) in totals.items()),
                       key=lambda t: -t[1])
 
-    def by_provider(self) -> list[tuple[str, float, list[str]]]:
-        """(provider, microseconds per call, its nodes' operator types), slowest first."""
-        totals: dict[str, tuple[float, list[str]]] = {}
-        for n in self.nodes:
-            us, ops = totals.get(n.provider, (0.0, []))
-            totals[n.provider] = (us + n.us, ops + [n.op])
-        return sorted(((p, us, ops) for p, (us, ops) in totals.items()), key=lambda t: -t[1])
-
     def to_dict(self) -> dict[str, Any]:
         return {"calls": self.calls, "run_us": self.run_us, "operator_us": self.operator_us,
                 "outside_us": self.outside_us,
@@ -148,6 +140,15 @@ def layer_times(nodes: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         layer = layer_of(node["name"]) or NO_LAYER
         totals[layer] = totals.get(layer, 0.0) + node["us"]
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def nodes_by_provider(nodes: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The operator types each provider ran, in node order (the ``nodes`` of
+    :meth:`OperatorProfile.to_dict`): where a GPU provider left nodes to the CPU."""
+    found: dict[str, list[str]] = {}
+    for node in nodes:
+        found.setdefault(node["provider"], []).append(node["op"])
+    return found
 
 
 def profiler_cost_us(batch: Mapping[str, Any]) -> float | None:
