@@ -293,10 +293,11 @@ def markdown(report: dict[str, Any], title: str) -> str:
                       f"{NOT_SMALLER}. `{base['file']}` is the result.", ""]
         elif slower:
             why = ("this CPU has no VNNI, so onnxruntime's INT8 kernels gain little over "
-                   "float32, and small models are dominated by per-operator overhead"
+                   "float32, and a small model's call is mostly onnxruntime's fixed cost per "
+                   "call, which quantization does not reduce"
                    if mach["host_profile"] == "x86-avx2" else
-                   "small models are dominated by per-operator overhead, and quantize/"
-                   "dequantize steps add operators")
+                   "a small model's call is mostly onnxruntime's fixed cost per call, which "
+                   "quantization does not reduce, and quantize/dequantize steps add operators")
             lines += [f"The quantized model is slower than float32 on this machine "
                       f"({base['latency_b1_ms'] / rows[-1]['latency_b1_ms']:.2f}x at batch 1): "
                       f"{why}. It is still the smaller file; for speed here, deploy "

@@ -104,3 +104,17 @@ def test_suite_prepares_here_and_measures_a_moved_folder(tmp_path):
     missing = subprocess.run([sys.executable, script, "--measure", str(tmp_path / "nothing")],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "expected a folder made by --prepare" in missing.stderr
+
+
+def test_dispatch_cost_fits_a_cost_per_call_and_per_node():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dispatch_cost.py"),
+                           "--runs", "20", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line[:22].strip(): line[22:].split() for line in done.stdout.splitlines()[2:]}
+    assert set(rows) == {"InferenceSession.run", "Model.run", "Model.bind() runner"}
+    for cells in rows.values():
+        times = [float(c) for c in cells[:7]]
+        per_call, per_node = float(cells[7]), float(cells[9])
+        assert times[-1] > times[0] > 0  # 64 nodes take longer than one
+        assert per_call > 0 and per_node > 0
