@@ -65,3 +65,16 @@ def test_symbolic_dimensions_are_set_with_dims(models):
     np.testing.assert_array_equal(runner(x)["y"], np.full((2, 3), 5, np.float32))
     with pytest.raises(InputError, match="batch size must be >= 1"):
         model.bind(batch_size=0)
+
+
+def test_each_runner_keeps_its_own_buffers(models):
+    """Runners of one model share its session (and RunOptions) but not their buffers."""
+    model = Model(models.image_cnn(), providers=["cpu"])
+    one, two = model.bind(batch_size=1), model.bind(batch_size=1)
+    rng = np.random.default_rng(1)
+    a, b = (rng.random((1, 8, 8, 1), dtype=np.float32) for _ in range(2))
+    out_a = one(a)["logits"].copy()
+    out_b = two(b)["logits"].copy()
+    np.testing.assert_allclose(out_a, model.run(a)["logits"], rtol=1e-6)
+    np.testing.assert_allclose(out_b, model.run(b)["logits"], rtol=1e-6)
+    np.testing.assert_allclose(one()["logits"], out_a, rtol=1e-6)  # its input is still a

@@ -221,3 +221,20 @@ def test_runs_without_the_compiled_session_shortcut(models):
     np.testing.assert_array_equal(model.run(x)["y"], fast)
     with pytest.raises(InputError):
         model.run(np.zeros((5, 7), np.float32))
+
+
+def test_concurrent_runs_share_the_models_run_options_safely(models):
+    """Model.run hands onnxruntime one RunOptions for every call (cheaper than letting it make
+    one per call); calls from several threads at once must still each get their own result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = Model(models.image_cnn(), providers=["cpu"], threads=1)
+    rng = np.random.default_rng(0)
+    batches = [rng.random((3, 8, 8, 1), dtype=np.float32) for _ in range(16)]
+    expected = [model.run(b)["logits"] for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            got = list(pool.map(lambda b: model.run(b)["logits"], batches))
+            for g, e in zip(got, expected):
+                np.testing.assert_array_equal(g, e)
+    assert model.run(batches[0], outputs=["logits"])["logits"].shape == (3, 3)  # slow path too
