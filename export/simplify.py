@@ -1,7 +1,7 @@
 """Graph simplifications tf2onnx leaves undone; outputs are unchanged.
 
 Small edge models are dominated by fixed costs, not arithmetic: onnxruntime's cost per call
-(about 19 us here), and per operator its dispatch (0.7 us; ``benchmarks/dispatch_cost.py``) and
+(14 to 19 us here), and per operator its dispatch (0.7 us; ``benchmarks/dispatch_cost.py``) and
 a small kernel of its own. On the 8x8 digits CNN a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``, ``Cast``, ``Slice``, ``Concat``,
 ``Cast``, ``Reshape``) to compute a shape that is static except for the batch. Five passes
 here, three in :mod:`.fused_ops` (a written-out ``LayerNormalization`` or ``PReLU`` as one

@@ -1,8 +1,9 @@
 """Repeated runs on fixed shapes without per-call allocation: onnxruntime IO binding.
 
 ``Model.run`` hands onnxruntime a dict of arrays each call, and onnxruntime wraps each array,
-allocates the outputs and converts them back: about 15 us per call on this project's machines,
-which is a quarter of the whole run for the 8x8 digits CNN. A camera or sensor loop runs the
+allocates the outputs and converts them back: about 7 us per call on this project's machines
+(``benchmarks/dispatch_cost.py``: 14 against 7 us of fixed cost per call), a sixth of the 8x8
+digits CNN's batch-1 call. A camera or sensor loop runs the
 same shapes thousands of times, so ``Model.bind()`` allocates the input and output buffers once,
 binds them to the session, and each call only runs the graph::
 
