@@ -127,14 +127,13 @@ def _time_lines(report: dict[str, Any]) -> list[str]:
     """Each model's time per layer at the largest batch, side by side (``bench --profile``'s
     figures from the benchmark stage), and the layer where the quantized model gained or lost
     the most: where INT8 pays off on this machine and where it does not."""
-    from edge_infer.runtime.profile import (MAX_PROFILER_SHARE, LayerComparison,
-                                            profiler_cost_us, profiler_share)
+    from edge_infer.runtime.profile import LayerComparison, profiler_cost_us, profiler_decides
 
     rows = report["summary"]
     batches = [report["benchmark"][r["name"]]["batches"][-1] for r in rows]
-    costs = [profiler_cost_us(b) for b in batches]
-    if None in costs or max(profiler_share(b) or 0.0 for b in batches) > MAX_PROFILER_SHARE:
+    if profiler_decides(batches) is not None:
         return []  # not profiled, or the profiler's own cost would decide the comparison
+    costs = [profiler_cost_us(b) for b in batches]
     cost = sum(c for c in costs if c is not None) / len(costs)
     table = LayerComparison.of([b["operators"]["nodes"] for b in batches])
     size = batches[0]["batch_size"]

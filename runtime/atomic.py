@@ -99,7 +99,9 @@ def numbered(base: str | os.PathLike[str]) -> Iterator[Path]:
         n += 1
 
 
-def _not_empty(path: Path) -> bool:
+def not_empty(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is taken as an output folder: a file, or a folder with something in it."""
+    path = Path(path)
     return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
@@ -122,8 +124,9 @@ def claim_folder(path: str | os.PathLike[str], *, number: bool = False) -> Itera
     except ImportError:  # Windows
         fcntl = None
     names = numbered(path) if number else iter([Path(path)])
+    taken: Callable[[Path], bool] = Path.exists if number else not_empty
     for candidate in names:
-        if candidate.exists() if number else _not_empty(candidate):
+        if taken(candidate):
             if number:
                 continue
             raise UsageError(f"output folder {candidate} exists and is not empty; choose "
@@ -135,16 +138,17 @@ def claim_folder(path: str | os.PathLike[str], *, number: bool = False) -> Itera
         lock = candidate.parent / f".{candidate.name}.claim"
         try:
             fd = _hold(lock, fcntl)
+            locks = True
         except OSError:  # a file system without locks (some network mounts): hold nothing
-            fd = -1
-        if fd == -1:
+            fd, locks = None, False
+        if not locks:
             try:
                 os.unlink(lock)
             except OSError:
                 pass
             yield candidate
             return
-        if fd is None or (candidate.exists() if number else _not_empty(candidate)):
+        if fd is None or taken(candidate):
             if fd is not None:  # built and published by the holder that has just let go
                 os.close(fd)
             if number:

@@ -131,9 +131,9 @@ class Model:
         run = getattr(getattr(self.session, "_sess", None), "run", None)
         self._native = self.session._sess if callable(run) else None
         # One RunOptions for every call. Given None instead, onnxruntime 1.32's binding costs
-        # more per call: benchmarks/dispatch_cost.py fitted 17-18 us per call before, 12 us
-        # after, and runtime_overhead.py's 28x28 CNN went from level with a bare
-        # InferenceSession.run to 9% faster. onnxruntime only reads it during a run.
+        # more per call: benchmarks/dispatch_cost.py fitted 17-18 us per call before, 12-14 us
+        # after, and on runtime_overhead.py --threads 1 (28x28 CNN) Model.run is now 3.9%
+        # faster than a bare InferenceSession.run. onnxruntime only reads it during a run.
         self._run_options = ort.RunOptions()
         # A fixed batch of one forces runs of one sample; precomputed to keep run() cheap.
         self._fixed_one = any(s.shape and s.shape[0] == 1 for s in self.signature.inputs)

@@ -61,10 +61,6 @@ class OperatorProfile:
         """What no node's kernel accounts for (never below 0: clocks differ slightly)."""
         return max(0.0, self.run_us - self.operator_us)
 
-    def share(self, us: float) -> float:
-        """Fraction of a profiled call."""
-        return us / self.run_us if self.run_us > 0 else 0.0
-
     def by_op(self) -> list[tuple[str, float, int]]:
         """(operator type, microseconds per call, nodes), slowest first."""
         totals: dict[str, list[float]] = {}
@@ -174,6 +170,15 @@ def profiler_share(batch: Mapping[str, Any]) -> float | None:
         return None
     prof = batch["operators"]
     return cost * len(prof["nodes"]) / prof["run_us"] if prof["run_us"] > 0 else 1.0
+
+
+def profiler_decides(batches: Sequence[Mapping[str, Any]]) -> float | None:
+    """The largest profiler share among these ``bench`` batch rows when it is over
+    :data:`MAX_PROFILER_SHARE` (the models are then not compared layer by layer), else None.
+    A row without a profile counts as deciding (share 1)."""
+    worst = max((1.0 if (share := profiler_share(b)) is None else share for b in batches),
+                default=0.0)
+    return worst if worst > MAX_PROFILER_SHARE else None
 
 
 @dataclass(frozen=True)

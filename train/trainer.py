@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edge_infer.runtime.atomic import atomic_folder, claim_folder, numbered
+from edge_infer.runtime.atomic import atomic_folder, claim_folder, not_empty
 from edge_infer.runtime.errors import UsageError
 from edge_infer.runtime.metadata import ModelMetadata, OutputSpec
 from edge_infer.runtime.predictions import predicted_classes
@@ -62,14 +62,9 @@ def _versions() -> dict[str, str]:
 
 
 def default_base(config: TrainConfig) -> Path:
-    """``runs/ARCH-DATASET``: the run folder's name before numbering."""
+    """``runs/ARCH-DATASET``: the run folder's name before numbering (``-2``, ``-3``...:
+    :func:`~edge_infer.runtime.atomic.claim_folder` with ``number=True``)."""
     return Path("runs") / f"{config.architecture}-{Path(config.dataset).stem.replace(':', '-')}"
-
-
-def default_out(config: TrainConfig) -> Path:
-    """``runs/ARCH-DATASET``, with -2, -3... when that exists already (what a run started now
-    would get: :func:`~edge_infer.runtime.atomic.claim_folder` also skips names being built)."""
-    return next(p for p in numbered(default_base(config)) if not p.exists())
 
 
 def _output_kind(model: Any) -> str:
@@ -267,9 +262,9 @@ def train(config: TrainConfig, log: Log | None = None) -> RunResult:
     if arch.mode == "gan" and config.strategy == "multi-worker":
         raise UsageError("gan trains with its own adversarial loop and does not support "
                          "--strategy multi-worker; use default or mirrored")
-    if config.out is not None and Path(config.out).exists() and any(Path(config.out).iterdir()):
+    if config.out is not None and not_empty(config.out):  # before the data loads; the
         raise UsageError(f"output folder {config.out} exists and is not empty; choose another "
-                         "--out")  # before the data loads; claim_folder checks again below
+                         "--out")  # claim_folder below checks again when it holds the name
     dataset = load_dataset(config.dataset, seed=config.seed)
     spec = DataSpec(dataset.input_shape, dataset.num_classes, dataset.kind, dataset.task,
                     dataset.vocab_size)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..profile import (MAX_PROFILER_SHARE, NO_LAYER, LayerComparison, layer_times,
-                       nodes_by_provider, profiler_cost_us, profiler_share)
+from ..profile import (NO_LAYER, LayerComparison, layer_times, nodes_by_provider,
+                       profiler_cost_us, profiler_decides)
 
 
 def _us(value: float) -> str:
@@ -73,19 +73,19 @@ def _layer_comparisons(doc: dict[str, Any]) -> list[str]:
     against the first (the same network as float32, INT8 and fp16 shares its layer names)."""
     blocks = []
     for size in sorted({b["batch_size"] for r in doc["results"] for b in r["batches"]}):
-        named, nodes, shares = [], [], []
+        named, profiled = [], []
         for r in doc["results"]:
             b = next((b for b in r["batches"] if b["batch_size"] == size), None)
             if b is not None and b.get("operators"):
                 named.append(Path(r["model"]).name)
-                nodes.append(b["operators"]["nodes"])
-                shares.append(profiler_share(b) or 0.0)
-        table = LayerComparison.of(nodes)
+                profiled.append(b)
+        table = LayerComparison.of([b["operators"]["nodes"] for b in profiled])
         if len(named) < 2 or len([k for k in table.layers if k != NO_LAYER]) < 2:
             continue
-        if max(shares) > MAX_PROFILER_SHARE:
+        share = profiler_decides(profiled)
+        if share is not None:
             blocks.append(f"time per layer, batch {size}: not compared, the profiler's own "
-                          f"cost is {max(shares):.0%} of a profiled call at this size (try a "
+                          f"cost is {share:.0%} of a profiled call at this size (try a "
                           "larger batch)")
             continue
         rows = [["layer", *named]]

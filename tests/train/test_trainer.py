@@ -12,7 +12,7 @@ from edge_infer.runtime.cli import cli
 from edge_infer.runtime.errors import UnknownNameError, UsageError
 from edge_infer.train.config import TrainConfig
 from edge_infer.train.errors import IncompatibleError
-from edge_infer.train.trainer import default_out, train
+from edge_infer.train.trainer import default_base, train
 
 
 def test_text_into_cnn_is_refused_before_training(tmp_path, messages_csv):
@@ -66,11 +66,15 @@ def test_existing_output_folder_is_not_overwritten(tmp_path):
 
 
 def test_default_out_is_numbered(tmp_path, monkeypatch):
+    from edge_infer.runtime.atomic import claim_folder
+
     monkeypatch.chdir(tmp_path)
     config = TrainConfig("cnn", "digits")
-    assert str(default_out(config)) == "runs/cnn-digits"
+    with claim_folder(default_base(config), number=True) as out:
+        assert str(out) == "runs/cnn-digits"
     (tmp_path / "runs" / "cnn-digits").mkdir(parents=True)
-    assert str(default_out(config)) == "runs/cnn-digits-2"
+    with claim_folder(default_base(config), number=True) as out:
+        assert str(out) == "runs/cnn-digits-2"
 
 
 def test_same_seed_same_model(tmp_path):
