@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # name -> (keras.applications class, input side, extra constructor arguments)
@@ -34,8 +35,11 @@ CASES = {
 }
 
 
-def export_case(name: str, out: Path) -> None:
-    """TensorFlow process: ``{name}.onnx``, ``{name}.int8.onnx`` and ``{name}.json``."""
+def export_case(name: str, out: Path, side: int | None = None,
+                extra: dict[str, Any] | None = None) -> None:
+    """TensorFlow process: ``{name}.onnx``, ``{name}.int8.onnx``, ``{name}.json`` and the
+    samples in ``{name}.npz``; ``side`` and ``extra`` replace the case's input side and
+    constructor arguments."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import numpy as np
@@ -43,7 +47,9 @@ def export_case(name: str, out: Path) -> None:
     from edge_infer.export import export_keras
     from edge_infer.export.quantize import QuantizeConfig, quantize
 
-    cls, side, extra = CASES[name]
+    cls, case_side, case_extra = CASES[name]
+    side = side or case_side
+    extra = case_extra if extra is None else extra
     keras.utils.set_random_seed(0)
     model = getattr(keras.applications, cls)(weights=None, input_shape=(side, side, 3),
                                              classes=10, **extra)

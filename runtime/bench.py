@@ -10,7 +10,8 @@ meaning or goes away; new fields may be added)::
      "machine": {"platform", "machine", "cpu", "cores", "python", "onnxruntime"},
      "config": {"batch_sizes": [int], "runs", "warmup", "warmup_seconds",
                 "threads": int|null,
-                "providers": [str], "dims": {name: int}, "io_binding": bool,
+                "providers": [str], "provider_options": {provider: {key: str}},
+                "dims": {name: int}, "io_binding": bool,
                 "spinning": bool|null, "rate_hz": float|null, "input": str|null},
      "results": [{"model": path, "size_bytes", "provider": str (what ran), "threads",
                   "session_seconds", "peak_rss_mib": float|null,
@@ -23,7 +24,8 @@ meaning or goes away; new fields may be added)::
 
 With ``io_binding`` each timed call is ``runner(inputs)`` on a ``Model.bind()`` runner: the
 inputs are copied into buffers bound once to the session (as TFLite's ``set_tensor`` + ``invoke``
-do) instead of passing through ``Model.run``'s per-call conversion.
+do) instead of passing through ``Model.run``'s per-call conversion. A session that captures a
+CUDA graph (``cuda.graph=1``) can only run this way; its runner's buffers are on the GPU.
 
 ``rate_hz`` paces the timed calls as a sensor or camera loop makes them: each call starts on
 its tick (``1 / rate_hz`` apart) and the process sleeps in between. Latency is still the call's
@@ -122,7 +124,8 @@ class BenchConfig:
         return {"batch_sizes": list(self.batch_sizes), "runs": self.runs,
                 "warmup": self.warmup, "warmup_seconds": self.warmup_seconds,
                 "threads": self.threads,
-                "providers": list(self.providers), "dims": dict(self.dims),
+                "providers": list(self.providers), "provider_options": self.options(),
+                "dims": dict(self.dims),
                 "io_binding": self.io_binding, "spinning": self.spinning,
                 "rate_hz": self.rate_hz, "profile": self.profile}
 
@@ -319,6 +322,7 @@ def _profile(path: Path, config: BenchConfig, feeds: Sequence[Mapping[str, np.nd
     """onnxruntime's profile of each feed's calls, in a session opened as the timed one."""
     from .model import Model, SessionConfig
     from .profile import profile
+    from .providers import without_graph_capture
 
     def open_profiled(prefix: str) -> Model:
         import warnings
@@ -329,9 +333,10 @@ def _profile(path: Path, config: BenchConfig, feeds: Sequence[Mapping[str, np.nd
                                 profile_prefix=prefix)
         with warnings.catch_warnings():  # the timed session has said it already
             warnings.simplefilter("ignore", ProviderFallbackWarning)
+            # Without CUDA graph capture: the profiler sees a replayed graph as one launch.
             return Model(path, providers=list(config.providers),
-                         provider_options=config.options(), strict=config.strict,
-                         config=session)
+                         provider_options=without_graph_capture(config.options()),
+                         strict=config.strict, config=session)
 
     return profile(open_profiled, feeds, min(config.runs, PROFILE_CALLS), config.warmup)
 

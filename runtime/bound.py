@@ -45,26 +45,32 @@ class BoundRunner:
         self.inputs: dict[str, np.ndarray] = {
             name: np.zeros_like(a) for name, a in
             make_inputs(model.signature, batch_size, dict(dims or {})).items()}
+        self._only = next(iter(self.inputs.values())) if len(self.inputs) == 1 else None
+        self._binding = self.session.io_binding()
+        self._values: list[Any] = []  # the bound OrtValues, kept alive with the binding
+        self._run_options = model._run_options
+        self.outputs: dict[str, np.ndarray] = self._bind(ort)
+        self._run = self._runner(model)
+
+    def _bind(self, ort: Any) -> dict[str, np.ndarray]:
+        """Bind ``self.inputs`` and output arrays sized by one run; returns the outputs."""
         try:
             first = self.session.run(None, self.inputs)
         except Exception as exc:
-            raise ModelRunError(f"onnxruntime failed to run {model.name} on "
+            raise ModelRunError(f"onnxruntime failed to run {self.model.name} on "
                                 f"{_shapes(self.inputs)}: {exc}") from exc
-        self.outputs: dict[str, np.ndarray] = {
-            name: np.empty_like(a) for name, a in zip(model.signature.output_names, first)}
-        self._only = next(iter(self.inputs.values())) if len(self.inputs) == 1 else None
-        self._binding = self.session.io_binding()
+        outputs = {name: np.empty_like(a)
+                   for name, a in zip(self.model.signature.output_names, first)}
         # ortvalue_from_numpy shares a CPU array's memory: writing into self.inputs is enough.
-        self._values = []
         for name, array in self.inputs.items():
             value = ort.OrtValue.ortvalue_from_numpy(array)
             self._binding.bind_ortvalue_input(name, value)
             self._values.append(value)
-        for name, array in self.outputs.items():
+        for name, array in outputs.items():
             value = ort.OrtValue.ortvalue_from_numpy(array)
             self._binding.bind_ortvalue_output(name, value)
             self._values.append(value)
-        self._run = self._runner(model)
+        return outputs
 
     def _runner(self, model: Model) -> Any:
         """The call that runs the bound graph. The compiled session's, with the model's
@@ -80,24 +86,27 @@ class BoundRunner:
         compiled = callable(getattr(native, "run_with_iobinding", None))
         if not compiled or binding is None or (callable(capture) and capture()):
             return partial(self.session.run_with_iobinding, self._binding)
-        return partial(native.run_with_iobinding, binding, model._run_options)
+        return partial(native.run_with_iobinding, binding, self._run_options)
 
     def __call__(self, inputs: Any = None) -> dict[str, np.ndarray]:
         """Run on the bound buffers, after copying ``inputs`` (one array, or a mapping by input
         name, of exactly the bound shapes) into them. Returns the reused output buffers."""
         if inputs is not None:
-            only = self._only
-            if (only is not None and type(inputs) is np.ndarray and inputs.shape == only.shape
-                    and inputs.dtype == only.dtype):
-                np.copyto(only, inputs)  # the common case, without the checks below
-            else:
-                self._copy_in(inputs)
+            self._take(inputs)
         try:
             self._run()
         except Exception as exc:
             raise ModelRunError(f"onnxruntime failed to run {self.model.name}: "
                                 f"{exc}") from exc
         return self.outputs
+
+    def _take(self, inputs: Any) -> None:
+        only = self._only
+        if (only is not None and type(inputs) is np.ndarray and inputs.shape == only.shape
+                and inputs.dtype == only.dtype):
+            np.copyto(only, inputs)  # the common case, without the checks of _copy_in
+        else:
+            self._copy_in(inputs)
 
     def _copy_in(self, inputs: Any) -> None:
         if not isinstance(inputs, Mapping):
@@ -118,6 +127,72 @@ class BoundRunner:
             if not np.can_cast(value.dtype, buffer.dtype, casting="same_kind"):
                 raise InputError(f"input {name!r} is {buffer.dtype}, found {value.dtype}")
             np.copyto(buffer, value, casting="same_kind")
+
+
+class GraphRunner(BoundRunner):
+    """Buffers bound in the GPU's memory, for a session that captures a CUDA graph
+    (``cuda.graph=1``): onnxruntime records the kernels of one run and then launches them as a
+    single graph, reading and writing the same device buffers on every call. ``inputs`` and
+    ``outputs`` stay NumPy arrays in host memory, used as with :class:`BoundRunner`; each call
+    copies the inputs to the device, replays the graph and copies the outputs back.
+
+    It pays where launching the kernels is most of a call, small batches. On an H100
+    (onnxruntime-gpu 1.31.1, ``bench --io-binding``), MobileNetV2 224x224 at batch 1 took
+    0.55 ms a call in fp16 and 0.72-0.76 ms in float32, copies included, against 1.0-1.7 ms
+    with buffers in host memory. At batch 8 and 64 it was slower: onnxruntime's synchronous copy
+    into a device buffer costs more than its own copy of a bound host buffer (BENCHMARKS.md,
+    "CUDA graphs").
+    """
+
+    def _bind(self, ort: Any) -> dict[str, np.ndarray]:
+        assert self.model.graph_device is not None
+        device, device_id = self.model.graph_device
+        # A graph of its own: a session replays one captured graph per id, whatever binding
+        # a later run hands it, so a second runner (another batch size) under the same id
+        # would run the first one's buffers.
+        self._run_options = ort.RunOptions()
+        self._run_options.add_run_config_entry("gpu_graph_id", str(next(self.model._graph_ids)))
+        self._device_inputs = []
+        # Buffers of their own on every device (on the CPU too, where tests run this class):
+        # each call copies into them, and back out of the outputs'.
+        for name, array in self.inputs.items():
+            value = ort.OrtValue.ortvalue_from_shape_and_type(array.shape, array.dtype, device,
+                                                              device_id)
+            self._binding.bind_ortvalue_input(name, value)
+            self._device_inputs.append((value, array))
+        names = list(self.model.signature.output_names)
+        for name in names:
+            self._binding.bind_output(name, device, device_id)
+        for value, host in self._device_inputs:
+            value.update_inplace(host)
+        # An ordinary run first (onnxruntime captures on a later one): it sizes the outputs,
+        # whose device buffers then stay bound for the captured graph to write into.
+        try:
+            self.session.run_with_iobinding(self._binding, self._run_options)
+        except Exception as exc:
+            raise ModelRunError(f"onnxruntime failed to run {self.model.name} on "
+                                f"{_shapes(self.inputs)} with a CUDA graph: {exc}") from exc
+        outputs: dict[str, np.ndarray] = {}
+        self._device_outputs = []
+        for name, value in zip(names, self._binding.get_outputs()):
+            self._binding.bind_ortvalue_output(name, value)
+            outputs[name] = np.array(value.numpy(), copy=True)
+            self._device_outputs.append((value, outputs[name]))
+        return outputs
+
+    def __call__(self, inputs: Any = None) -> dict[str, np.ndarray]:
+        if inputs is not None:
+            self._take(inputs)
+        try:
+            for value, host in self._device_inputs:
+                value.update_inplace(host)
+            self._run()
+            for value, host in self._device_outputs:
+                np.copyto(host, value.numpy())
+        except Exception as exc:
+            raise ModelRunError(f"onnxruntime failed to run {self.model.name}: "
+                                f"{exc}") from exc
+        return self.outputs
 
 
 def _shapes(arrays: Mapping[str, np.ndarray]) -> str:

@@ -7,6 +7,7 @@ re-reads, no copies on the fast path) and hands them to ``InferenceSession.run``
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import warnings
@@ -16,9 +17,9 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import (InputError, ModelFileError, ModelRunError, ProviderFallbackWarning,
-                     ProviderUnavailableError)
+                     ProviderUnavailableError, UsageError)
 from .metadata import ModelMetadata
-from .providers import resolve, session_providers, short_name
+from .providers import graph_capture, resolve, session_providers, short_name
 from .records import Record
 from .signature import CAST_POLICIES, CastPolicy, Signature, TensorSpec
 
@@ -124,6 +125,10 @@ class Model:
         self.session = self._create_session(so, names, options)
         self.providers: list[str] = list(self.session.get_providers())
         self._check_providers(choice.providers, strict)
+        # (device type, id) when the session replays a captured CUDA graph: then only bound
+        # device buffers run it (bind()), and run() refuses.
+        self.graph_device: tuple[str, int] | None = graph_capture(self.session)
+        self._graph_ids = itertools.count(1)  # one captured graph per bound runner
         self.signature = Signature.from_session(self.session)
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(props)
@@ -142,7 +147,8 @@ class Model:
         # cost over the compiled session at batch 1 (benchmarks/runtime_overhead.py).
         single = self.signature._single
         self._fast: tuple[Any, ...] | None = None
-        if single is not None and self._native is not None and not self._fixed_one:
+        if (single is not None and self._native is not None and not self._fixed_one
+                and self.graph_device is None):
             self._fast = (*single, self._native.run, self._output_names, self._run_options)
 
     def _create_session(self, so: ort.SessionOptions, providers: list[str] | None,
@@ -242,6 +248,11 @@ class Model:
     __call__ = run
 
     def _run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if self.graph_device is not None:
+            raise UsageError(
+                f"{self.name}: this session captures a CUDA graph ({self.provider}.graph=1), "
+                "which replays the buffers of its captured run, so run() would return stale "
+                "results; run it through Model.bind() (edge-infer bench --io-binding)")
         try:
             if self._native is not None:
                 # The feed is already checked against the signature, so onnxruntime's Python
@@ -289,10 +300,11 @@ class Model:
     def bind(self, batch_size: int = 1, dims: Mapping[str, int] | None = None) -> BoundRunner:
         """Buffers for repeated runs on one shape, bound once (see :mod:`.bound`): no
         allocation or conversion per call. ``dims`` sets symbolic dimensions besides the
-        batch."""
-        from .bound import BoundRunner
+        batch. A session that captures a CUDA graph gets buffers on its GPU."""
+        from .bound import BoundRunner, GraphRunner
 
-        return BoundRunner(self, batch_size, dims)
+        kind = BoundRunner if self.graph_device is None else GraphRunner
+        return kind(self, batch_size, dims)
 
     def classify(self, inputs: Any, k: int = 5, *, output: str | None = None,
                  batch_size: int | None = None) -> list[list[Prediction]]:

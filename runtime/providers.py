@@ -39,6 +39,11 @@ class ProviderSpec(Record):
     library: str | None = None  # onnxruntime/capi/libonnxruntime_providers_<library>.so
     needs: str = ""  # what to install when that library cannot load
     plugin: Plugin | None = None  # a package that brings the provider to the stock wheel
+    # onnxruntime's option that makes the provider capture the graph's kernels on one run and
+    # replay them on the next ones (CUDA graphs), and the device type its buffers then live on.
+    # Such a session must run on buffers bound once in that device's memory (Model.bind()).
+    graph_option: str | None = None
+    device_type: str | None = None
 
 
 PROVIDERS: dict[str, ProviderSpec] = {}
@@ -53,16 +58,18 @@ register(ProviderSpec(
     "tensorrt", "TensorrtExecutionProvider", "NVIDIA TensorRT (GPU, Jetson)", auto_rank=0,
     aliases={"fp16": "trt_fp16_enable", "int8": "trt_int8_enable",
              "cache": "trt_engine_cache_path", "device_id": "device_id",
-             "workspace": "trt_max_workspace_size"},
+             "workspace": "trt_max_workspace_size", "graph": "trt_cuda_graph_enable"},
     implied={"trt_engine_cache_path": "trt_engine_cache_enable"},
+    graph_option="trt_cuda_graph_enable", device_type="cuda",
     library="tensorrt", needs="TensorRT and the CUDA libraries of this onnxruntime build"))
 # onnxruntime's CUDA provider runs float32 MatMul/Conv in TF32 on Ampere and newer GPUs (Jetson
 # Orin too) unless told not to: 10-bit mantissas, 3.2e-4 from the CPU's output on the digits cnn
 # (H100), over the 1e-4 the export proves. Off by default here; MobileNetV2 at batch 64 lost 8%.
 register(ProviderSpec("cuda", "CUDAExecutionProvider", "NVIDIA CUDA (GPU, Jetson)", auto_rank=1,
                       aliases={"device_id": "device_id", "memory_limit": "gpu_mem_limit",
-                               "tf32": "use_tf32"},
+                               "tf32": "use_tf32", "graph": "enable_cuda_graph"},
                       defaults={"use_tf32": 0},
+                      graph_option="enable_cuda_graph", device_type="cuda",
                       library="cuda", needs="the CUDA and cuDNN libraries of this onnxruntime "
                                             "build"))
 register(ProviderSpec("migraphx", "MIGraphXExecutionProvider", "AMD MIGraphX (GPU)", auto_rank=2,
@@ -127,6 +134,36 @@ def served_by_plugin(spec: ProviderSpec, listed: Sequence[str] | None = None) ->
 def short_name(ort_name: str) -> str:
     spec = _BY_ORT_NAME.get(ort_name)
     return spec.short if spec else ort_name
+
+
+def graph_capture(session: Any) -> tuple[str, int] | None:
+    """``(device type, device id)`` when ``session``'s first provider captures a CUDA graph
+    (``cuda.graph=1``, ``tensorrt.graph=1``), else None. Such a session replays the kernels
+    and buffers of its captured run: a ``run()`` that hands it new arrays gets the old
+    buffers' results, so it must run through buffers bound once on that device."""
+    spec = _BY_ORT_NAME.get(session.get_providers()[0])
+    if spec is None or spec.graph_option is None or spec.device_type is None:
+        return None
+    options = session.get_provider_options().get(spec.ort_name, {})
+    if str(options.get(spec.graph_option, "0")).lower() not in ("1", "true"):
+        return None
+    return spec.device_type, int(options.get("device_id", 0) or 0)
+
+
+def without_graph_capture(options: Mapping[str, Mapping[str, Any]]
+                          ) -> dict[str, dict[str, Any]]:
+    """``options`` (by short provider name) less the options that turn on graph capture,
+    under their friendly or onnxruntime names: for a session that must run ``run()``, such as
+    the profiler's (which sees one node-less launch in a replayed graph)."""
+    out: dict[str, dict[str, Any]] = {}
+    for short, opts in options.items():
+        spec = PROVIDERS.get(short)
+        if spec is None or spec.graph_option is None:
+            out[short] = dict(opts)
+            continue
+        out[short] = {k: v for k, v in opts.items()
+                      if spec.aliases.get(k, k) != spec.graph_option}
+    return out
 
 
 def lookup(name: str) -> ProviderSpec:

@@ -71,7 +71,10 @@ def table(doc: dict[str, Any]) -> str:
     how = "bound buffers (--io-binding)" if c.get("io_binding") else "Model.run"
     pace = f"one call every {1000 / c['rate_hz']:g} ms" if c.get("rate_hz") else "back to back"
     spin = {None: "", True: ", spinning on", False: ", spinning off"}[c.get("spinning")]
-    lines = [f"{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; threads "
+    given = [f"{p}.{k}={v}" for p, opts in (c.get("provider_options") or {}).items()
+             for k, v in opts.items()]
+    options = f"; options {' '.join(given)}" if given else ""
+    lines = [f"{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}{options}; threads "
              f"{threads}{spin}; {how}, {c['runs']} runs {pace} after {c['warmup']} warm-up "
              f"runs and at least {c.get('warmup_seconds', 0):g} s",
              fmt(header), *(fmt(row) for row in rows)]
@@ -129,7 +132,8 @@ def plot(results: list[Any], path: Path) -> None:
                    "or cut to each batch size.")
 @click.option("--io-binding", is_flag=True,
               help="Time Model.bind() runners: inputs copied into buffers bound once to the "
-                   "session, no per-call conversion (what a camera loop should use).")
+                   "session, no per-call conversion (what a camera loop should use). "
+                   "On the GPU with -O cuda.graph=1 (CUDA graphs), the only way to run.")
 @click.option("--rate", "rate_hz", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="HZ",
               help="Pace the timed calls at HZ per second, as a camera or sensor loop makes "

@@ -24,6 +24,16 @@ def _bench(*args: str):
     return CliRunner().invoke(cli, ["bench", *args])
 
 
+def test_provider_options_are_recorded_with_the_figures(models):
+    """A figure taken with cuda.graph=1 or tensorrt.fp16=true is another figure: the options
+    go into the JSON config and the table's first line."""
+    path = str(models.classifier())
+    args = ["-n", "3", "--warmup", "0", "-p", "cpu", "-O", "cuda.graph=1", "-O", "cuda.tf32=0"]
+    doc = json.loads(_bench(path, *args, "-f", "json").output)
+    assert doc["config"]["provider_options"] == {"cuda": {"graph": "1", "tf32": "0"}}
+    assert "; options cuda.graph=1 cuda.tf32=0;" in _bench(path, *args).output.splitlines()[0]
+
+
 def test_json_follows_the_documented_schema(models, tmp_path):
     a, b = models.classifier("a.onnx"), models.classifier("b.onnx", features=4, classes=3, seed=1)
     out = tmp_path / "bench.json"
@@ -36,9 +46,9 @@ def test_json_follows_the_documented_schema(models, tmp_path):
     assert set(doc["machine"]) == {"platform", "machine", "cpu", "cores", "python", "onnxruntime"}
     assert doc["config"] == {"batch_sizes": [1, 16], "runs": 15, "warmup": 2,
                              "warmup_seconds": 0.2, "threads": 1,
-                             "providers": ["cpu"], "dims": {}, "io_binding": False,
-                             "spinning": None, "rate_hz": None, "profile": False,
-                             "input": None}
+                             "providers": ["cpu"], "provider_options": {}, "dims": {},
+                             "io_binding": False, "spinning": None, "rate_hz": None,
+                             "profile": False, "input": None}
     assert [r["model"] for r in doc["results"]] == [str(a), str(b)]
     for i, r in enumerate(doc["results"]):
         assert set(r) == RESULT_KEYS and r["provider"] == "cpu" and r["threads"] == 1

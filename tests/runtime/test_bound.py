@@ -78,3 +78,55 @@ def test_each_runner_keeps_its_own_buffers(models):
     np.testing.assert_allclose(out_a, model.run(a)["logits"], rtol=1e-6)
     np.testing.assert_allclose(out_b, model.run(b)["logits"], rtol=1e-6)
     np.testing.assert_allclose(one()["logits"], out_a, rtol=1e-6)  # its input is still a
+
+
+def _runs_like_model_run(runner, reference, seed):
+    """Several different inputs through ``runner`` give what ``reference.run`` gives, each in
+    the same reused output buffer (a replayed graph reading stale inputs would repeat one)."""
+    rng = np.random.default_rng(seed)
+    buffer = None
+    for _ in range(3):
+        x = rng.random(runner.inputs["image"].shape, dtype=np.float32)
+        out = runner(x)["logits"]
+        buffer = out if buffer is None else buffer
+        assert out is buffer
+        np.testing.assert_allclose(out, reference.run(x)["logits"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_graph_capturing_session_runs_only_through_bound_buffers(models, monkeypatch):
+    """A session that replays a captured CUDA graph would hand run() the captured run's
+    buffers: run() refuses in one line, and bind() gives a runner that copies its inputs into
+    the bound device buffers and its outputs back. Here the "device" is the CPU (the runner's
+    bookkeeping, not CUDA's); the CUDA test below runs where onnxruntime has CUDA."""
+    from edge_infer.runtime import model as model_module
+    from edge_infer.runtime.bound import GraphRunner
+    from edge_infer.runtime.errors import UsageError
+
+    path = models.image_cnn()
+    reference = Model(path, providers=["cpu"])
+    monkeypatch.setattr(model_module, "graph_capture", lambda session: ("cpu", 0))
+    model = Model(path, providers=["cpu"])
+    x = np.zeros((1, 8, 8, 1), np.float32)
+    with pytest.raises(UsageError, match=r"captures a CUDA graph .* through Model.bind\(\)"):
+        model.run(x)
+    with pytest.raises(UsageError, match="captures a CUDA graph"):
+        model.run(x[0])  # the checked path too, not only the fast one
+    runner = model.bind(batch_size=2)
+    assert isinstance(runner, GraphRunner)
+    _runs_like_model_run(runner, reference, seed=2)
+    runner.inputs["image"][:] = 1.0  # written in place, then run with no argument
+    np.testing.assert_allclose(runner()["logits"], reference.run(runner.inputs["image"])["logits"],
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" not in __import__("onnxruntime")
+                    .get_available_providers(), reason="needs onnxruntime with CUDA")
+def test_cuda_graph_replays_give_the_cpu_results(models):
+    cuda = Model(models.image_cnn(), providers=["cuda"], strict=True,
+                 provider_options={"cuda": {"graph": "1"}})
+    assert cuda.provider == "cuda" and cuda.graph_device == ("cuda", 0)
+    cpu = Model(models.image_cnn(), providers=["cpu"])
+    four, one = cuda.bind(batch_size=4), cuda.bind(batch_size=1)  # a graph each
+    for seed in (3, 4):
+        _runs_like_model_run(four, cpu, seed=seed)
+        _runs_like_model_run(one, cpu, seed=seed)

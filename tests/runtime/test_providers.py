@@ -9,7 +9,7 @@ import pytest
 
 from edge_infer.runtime.errors import (ProviderFallbackWarning, ProviderUnavailableError,
                                        UnknownNameError)
-from edge_infer.runtime.providers import PROVIDERS, lookup, resolve
+from edge_infer.runtime.providers import PROVIDERS, lookup, resolve, without_graph_capture
 
 GPU_BUILD = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 CPU_BUILD = ["CPUExecutionProvider"]
@@ -274,3 +274,17 @@ def test_without_nvidias_wheels_the_loaders_reason_stands(tmp_path, monkeypatch)
                         lambda name, *a: None if name == "nvidia" else real_find_spec(name, *a))
     assert _library_failure(str(tmp_path), "cuda") == ("libcublasLt.so.13: cannot open shared "
                                                        "object file")
+
+
+def test_graph_capture_options_by_either_name_and_their_removal():
+    choice = resolve(["tensorrt", "cuda"], {"tensorrt": {"graph": "1"},
+                                            "cuda": {"graph": "true", "device_id": "1"}},
+                     available_names=GPU_BUILD, check=_loads)
+    trt, cuda, _ = choice.options
+    assert trt == {"trt_cuda_graph_enable": 1}
+    assert cuda == {"enable_cuda_graph": True, "device_id": 1, "use_tf32": 0}
+    given = {"cuda": {"graph": "1", "tf32": "1"}, "tensorrt": {"trt_cuda_graph_enable": "1",
+                                                             "fp16": "1"}, "cpu": {}}
+    assert without_graph_capture(given) == {"cuda": {"tf32": "1"}, "tensorrt": {"fp16": "1"},
+                                            "cpu": {}}
+    assert given["cuda"] == {"graph": "1", "tf32": "1"}  # not changed in place
