@@ -101,6 +101,9 @@ def to_nchw(x: np.ndarray) -> np.ndarray:
 
 
 FIRST_FLOAT = "first conv float32"
+# edge-infer's static recipe: the first conv's layer float32 (qdq.thin_conv_layers), and its
+# Relu after the MaxPool so the quantization stays behind the pool (qdq.pool_before_activation)
+POOL_FIRST = "first conv float32, pool before relu"
 PROPAGATION = "QDQPropagationTransformer"  # onnxruntime's pass that moves Q/DQ across MaxPool
 
 
@@ -117,6 +120,9 @@ def float_island(spec: dict[str, Any], x: np.ndarray) -> dict[str, Any]:
     runs = [(name, path, []) for name, path in files.items()]
     runs.append((f"INT8, {FIRST_FLOAT}, {PROPAGATION} off", files[f"INT8, {FIRST_FLOAT}"],
                  [PROPAGATION]))
+    if f"{DEFAULT}, {POOL_FIRST}" in spec["variants"]:  # folders prepared before it existed
+        runs.append((f"INT8, {POOL_FIRST}", spec["variants"][f"{DEFAULT}, {POOL_FIRST}"][0],
+                     []))
     out: dict[str, Any] = {}
     for name, path, off in runs:
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"],
@@ -164,7 +170,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-DEFAULT = "QDQ U8S8, reduce_range, simplified"  # the x86-avx2 profile's recipe
+# the x86-avx2 profile's types, everything quantized (the recipe before it kept thin convs float)
+DEFAULT = "QDQ U8S8, reduce_range, simplified"
 SPEC = "levers.json"  # what --prepare writes and --measure reads
 
 
@@ -205,6 +212,17 @@ def prepare(root: Path, run: Path | None) -> dict[str, Any]:
     dst = root / "first-float.onnx"
     quantize(simplified, dst, x, "QDQ", "U8S8", True, True, exclude=(first_conv,))
     variants[f"{DEFAULT}, {FIRST_FLOAT}"] = (dst.name, None)
+    from edge_infer.export.qdq import pool_before_activation, thin_conv_layers
+    from edge_infer.export.quantize import excluded_nodes
+
+    proto = onnx.load(str(simplified))
+    dst = root / "pool-first.onnx"
+    quantize(simplified, dst, x, "QDQ", "U8S8", True, True,
+             exclude=tuple(excluded_nodes(proto, thin_conv_layers(proto))))
+    proto = onnx.load(str(dst))
+    pool_before_activation(proto)
+    onnx.save(proto, str(dst))
+    variants[f"{DEFAULT}, {POOL_FIRST}"] = (dst.name, None)
     nchw = export_nchw(run, root / "nchw.onnx", x)
     dst = root / "nchw-int8.onnx"
     quantize(nchw, dst, to_nchw(x), "QDQ", "U8S8", True, True)
@@ -214,7 +232,8 @@ def prepare(root: Path, run: Path | None) -> dict[str, Any]:
     for path in root.glob("*.pre.onnx"):
         path.unlink()
     spec = {"data": "x.npy", "variants": variants, "nchw": list(layout),
-            "profile": ["float32, simplified", DEFAULT, "QDQ U8S8, simplified"]}
+            "profile": ["float32, simplified", DEFAULT, "QDQ U8S8, simplified",
+                        f"{DEFAULT}, {POOL_FIRST}"]}
     (root / SPEC).write_text(json.dumps(spec, indent=2))
     return spec
 

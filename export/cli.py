@@ -137,6 +137,10 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
               metavar="N", help="dynamic: keep layers with fewer weights in float, as "
                                 "TFLite does; INT8 saves less there than its operators cost "
                                 "(0: quantize every layer).")
+@click.option("--float-thin-conv", type=click.IntRange(min=0), default=4, show_default=True,
+              metavar="N", help="static: keep convolutions reading at most N channels (an "
+                                "image model's first) in float32, where onnxruntime's INT8 "
+                                "convolution is several times slower (0: quantize them).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Default: MODEL.int8.onnx or MODEL.fp16.onnx.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
@@ -144,8 +148,8 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 def quantize(model: Path, method: str, dataset: str | None, calibration_size: int,
              per_channel: bool, calibrate: str, device: str, activation_type: str | None,
              reduce_range: bool | None, max_accuracy_drop: float, exclude: tuple[str, ...],
-             per_layer: bool, auto_exclude: int, min_weights: int, out: Path | None,
-             fmt: str) -> None:
+             per_layer: bool, auto_exclude: int, min_weights: int, float_thin_conv: int,
+             out: Path | None, fmt: str) -> None:
     """Quantize MODEL to INT8 or FP16, evaluate both side by side, and write the result
     only if accuracy holds.
 
@@ -164,7 +168,7 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
                             activation_type=activation_type, reduce_range=reduce_range,
                             max_accuracy_drop=max_accuracy_drop, out=out, exclude=exclude,
                             per_layer=per_layer, auto_exclude=auto_exclude,
-                            min_weights=min_weights)
+                            min_weights=min_weights, float_thin_conv=float_thin_conv)
     from edge_infer.runtime.errors import ExtraMissingError
 
     ExtraMissingError.require("edge-infer quantize", "train", "onnx", "sympy")

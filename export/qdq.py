@@ -1,4 +1,28 @@
-"""Passes over a static (QDQ) INT8 model after onnxruntime's quantizer.
+"""Passes over a static (QDQ) INT8 model around onnxruntime's quantizer.
+
+``thin_conv_layers`` and ``pool_before_activation``: a convolution reading few channels (the
+first one of an image model: 1 for grey, 3 for RGB) stays float32. onnxruntime's CPU
+``QLinearConv`` loops over the images of a batch and runs a GEMM per image; with 1 to 4 input
+channels that GEMM is too small (9 to 36 products per output) to pay for the loop, and the
+float32 ``Conv`` takes the batch whole. One 3x3 conv + relu + 2x2 pool to 32 channels, float32
+against QDQ U8S8 per channel (2 cores of a Xeon with AVX-512 VNNI, onnxruntime 1.32):
+
+    input channels   8x8 batch 1   8x8 batch 64   32x32 batch 1   32x32 batch 64
+    1                1.69x slower  8.3x slower    1.97x slower    3.1x slower
+    3                1.69x         6.9x           1.72x           2.5x
+    4                1.66x         3.7x           1.05x           1.27x
+    8                1.00x         2.3x           0.94x (faster)  0.92x (faster)
+    32               0.88x         1.14x          0.74x           0.56x
+
+Kept in float, such a convolution is followed by a float max pool, then the quantization of
+the next layer's input; onnxruntime's ``QDQPropagationTransformer`` then moves that
+``QuantizeLinear`` up past the pool, and the pool runs on uint8 in NCHW, a slow kernel (22 us
+in float32, 498 us in uint8 on ``[64, 32, 8, 8]``). ``pool_before_activation`` swaps the
+``Relu`` and the ``MaxPool`` (the same values: a max of rectified inputs is the rectified max),
+so a ``Relu`` stands before the ``QuantizeLinear`` and the pass stops there; onnxruntime then
+drops that ``Relu`` into the quantization (its zero point already clips at 0). Measured on the
+digits ``cnn`` (same machine, 600 alternating calls): batch 64 0.147 ms against 0.219 ms for
+everything in INT8 and 0.223 ms for float32; batch 1 0.0112, 0.0123 and 0.0118 ms.
 
 ``float_head``: the classifier head computes its output in float. onnxruntime's quantizer puts
 a Quantize/Dequantize pair on every activation, the model's output included: a softmax head
@@ -23,6 +47,8 @@ from typing import Any
 from .simplify import consumers, producers, remove_dead
 
 HEAD_ACTIVATIONS = ("Softmax", "Sigmoid", "LogSoftmax")
+THIN_CONV_CHANNELS = 4  # convolutions reading at most this many channels stay float32
+MONOTONE_ACTIVATIONS = ("Relu", "Clip")  # commute with a max pool
 FLOAT_OUTPUT_OPS = ("Gemm", "MatMul")  # onnxruntime fuses these with a float output
 
 
@@ -67,3 +93,57 @@ def float_head(proto: Any, activations: list[str]) -> int:
     if changed:
         remove_dead(proto)
     return changed
+
+
+def thin_conv_layers(proto: Any, max_channels: int = THIN_CONV_CHANNELS) -> list[str]:
+    """The layers (or, unscoped, the nodes) of the ``Conv`` nodes reading at most
+    ``max_channels`` input channels (weights ``[out, in / group, kh, kw]``), in graph order:
+    what the static recipe keeps in float. The whole layer, so that its activation stays
+    float with it."""
+    from edge_infer.runtime.modelfile import layer_of
+
+    weights = {t.name: t for t in proto.graph.initializer}
+    found: list[str] = []
+    for node in proto.graph.node:
+        w = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 \
+            else None
+        if w is None or len(w.dims) < 3:
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        name = layer_of(node.name) or node.name
+        if w.dims[1] * group <= max_channels and name not in found:
+            found.append(name)
+    return found
+
+
+def pool_before_activation(proto: Any) -> int:
+    """Where a float ``Relu`` (or ``Clip``) feeds only a ``MaxPool`` whose output is quantized,
+    run the pool first and the activation on its output (see the module docstring). The
+    pooled tensor keeps its name and its values. Returns the number of pairs swapped."""
+    graph = proto.graph
+    producer = producers(graph)
+    readers = consumers(graph)
+    outputs = {o.name for o in graph.output}
+    swapped = 0
+    for act in list(graph.node):
+        if act.op_type not in MONOTONE_ACTIVATIONS or act.output[0] in outputs:
+            continue
+        source = producer.get(act.input[0])
+        if source is not None and source.op_type == "DequantizeLinear":
+            continue  # already in the quantized part: onnxruntime fuses it there
+        after = readers.get(act.output[0], [])
+        if len(after) != 1 or after[0].op_type != "MaxPool" or len(after[0].output) != 1:
+            continue
+        pool = after[0]
+        if not any(r.op_type == "QuantizeLinear" for r in readers.get(pool.output[0], [])):
+            continue
+        pooled, between = pool.output[0], f"{pool.output[0]}_before_{act.name}"
+        first, second = type(pool)(), type(act)()
+        first.CopyFrom(pool)
+        second.CopyFrom(act)
+        first.input[0], first.output[0] = act.input[0], between
+        second.input[0], second.output[0] = between, pooled
+        act.CopyFrom(first)  # the activation's place, earlier in the graph, takes the pool
+        pool.CopyFrom(second)
+        swapped += 1
+    return swapped

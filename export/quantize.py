@@ -33,6 +33,7 @@ from edge_infer.runtime.dtypes import numpy_dtype
 from edge_infer.runtime.errors import EdgeInferError, UnknownNameError, UsageError
 from edge_infer.runtime.predictions import predicted_classes
 
+from .qdq import THIN_CONV_CHANNELS, thin_conv_layers
 from .quiet import dropped
 from .samples import Samples, count, dataset_for_input, feeds, named_arrays, rows
 from .sensitivity import LayerError, layer_errors, worst_jump
@@ -107,6 +108,9 @@ class QuantizeConfig:
     per_layer: bool = False  # report each layer's output error (sensitivity.py)
     auto_exclude: int = 0  # on a refusal, keep up to this many layers in float and retry
     min_weights: int = SMALL_LAYER  # dynamic: layers with fewer weights stay float (0: none)
+    # static: convolutions reading at most this many channels stay float32 (0: none), where
+    # onnxruntime's INT8 convolution is several times slower (qdq.py)
+    float_thin_conv: int = THIN_CONV_CHANNELS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", Path(self.model))  # str from Python callers
@@ -127,6 +131,9 @@ class QuantizeConfig:
             raise UsageError(f"auto-exclude must be >= 0 layers, found {self.auto_exclude}")
         if self.min_weights < 0:
             raise UsageError(f"min weights must be >= 0, found {self.min_weights}")
+        if self.float_thin_conv < 0:
+            raise UsageError(f"float thin conv must be >= 0 channels, found "
+                             f"{self.float_thin_conv}")
         if self.max_accuracy_drop < 0:
             raise UsageError(f"max accuracy drop must be >= 0 points, found "
                              f"{self.max_accuracy_drop}")
@@ -248,7 +255,7 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
     import onnx
     from onnxruntime import quantization as q
 
-    from .qdq import float_head, head_activations
+    from .qdq import float_head, head_activations, pool_before_activation
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
@@ -267,10 +274,10 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
                           weight_type=q.QuantType.QInt8, calibrate_method=method,
                           reduce_range=bool(config.reduce_range),
                           nodes_to_exclude=heads + [n for n in excluded if n not in heads])
-    if heads:
-        model = onnx.load(str(dst))
-        if float_head(model, heads):
-            onnx.save(model, str(dst))
+    model = onnx.load(str(dst))
+    changed = float_head(model, heads) if heads else 0
+    if changed + pool_before_activation(model):
+        onnx.save(model, str(dst))
 
 
 @register("fp16", "float16 weights and compute, float32 inputs and outputs", "fp16",
@@ -496,7 +503,7 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     method = config.method
     recipe = RECIPES[method]
     out = Path(config.out) if config.out else src.with_name(f"{src.stem}.{recipe.suffix}.onnx")
-    if config.exclude or method == "dynamic":  # unknown names are refused before any work
+    if config.exclude or method in ("dynamic", "static"):  # unknown names: refused now
         import onnx
 
         proto = onnx.load(str(src), load_external_data=False)
@@ -504,6 +511,13 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         if kept:
             log(f"keeping {len(kept)} operator{'s' if len(kept) != 1 else ''} in float: "
                 f"{', '.join(config.exclude)}")
+        thin = [name for name in thin_conv_layers(proto, config.float_thin_conv)
+                if name not in config.exclude] if method == "static" else []
+        if thin:
+            log(f"keeping {', '.join(thin)} in float32: a convolution reading at most "
+                f"{config.float_thin_conv} channels, where onnxruntime's INT8 kernel is "
+                "several times slower (--float-thin-conv 0 quantizes it)")
+            config = replace(config, exclude=config.exclude + tuple(thin))
         small = small_layers(proto, config.min_weights) if method == "dynamic" else {}
         if method == "dynamic" and not set(_dynamic_weights(proto)) - set(small) - set(kept):
             # Nothing would change: the file would be float32 again, with a report.
@@ -634,7 +648,8 @@ def _settings(config: QuantizeConfig) -> dict[str, Any]:
         settings["min_weights"] = config.min_weights
     if config.method == "static":
         settings.update(activation_type=config.activation_type, calibrate=config.calibrate,
-                        calibration_size=config.calibration_size)
+                        calibration_size=config.calibration_size,
+                        float_thin_conv=config.float_thin_conv)
     return settings
 
 

@@ -131,8 +131,16 @@ def _time_lines(report: dict[str, Any]) -> list[str]:
 
     rows = report["summary"]
     batches = [report["benchmark"][r["name"]]["batches"][-1] for r in rows]
-    if profiler_decides(batches) is not None:
-        return []  # not profiled, or the profiler's own cost would decide the comparison
+    if not all(b.get("operators") for b in batches):
+        return []  # not profiled (a report from before the benchmark stage profiled)
+    share = profiler_decides(batches)
+    if share is not None:
+        return ["## Time per layer", "",
+                f"Not compared: at batch {batches[0]['batch_size']} the profiler's own cost "
+                f"is {share:.0%} of a profiled call on this machine, and its figures would "
+                "decide the comparison (`edge-infer bench "
+                f"{' '.join(r['file'] for r in rows)} -b 256 --profile` from this folder "
+                "profiles a larger batch).", ""]
     costs = [profiler_cost_us(b) for b in batches]
     cost = sum(c for c in costs if c is not None) / len(costs)
     table = LayerComparison.of([b["operators"]["nodes"] for b in batches])

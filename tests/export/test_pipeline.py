@@ -60,9 +60,12 @@ def test_pipeline_writes_every_artifact_and_a_consistent_report(finished):
     assert "| int8-static | `model.int8.onnx` |" in md and "![tradeoff](tradeoff.png)" in md
     assert "edge-infer quantize" in md and "edge-infer run model.int8.onnx inputs/" in md
     # The excluded layer and the per-layer errors are in both reports and the commands.
-    assert report["quantization"]["settings"]["exclude"] == ["probabilities"]
+    # The first convolution (one channel) stays float32 too, as the static recipe keeps it.
+    excluded = report["quantization"]["settings"]["exclude"]
+    assert excluded[0] == "probabilities" and excluded[1].startswith("conv2d")
     layers = [e["layer"] for e in report["quantization"]["layers"]]
-    assert len(layers) == 6 and layers[0].startswith("conv2d") and layers[-1] == "probabilities"
+    assert len(layers) == 5 and layers[0].startswith("max_pooling2d")
+    assert layers[-1] == "probabilities"
     assert "float layers probabilities" in md and f"| {layers[0]} |" in md
     assert any(c.endswith("--exclude probabilities") for c in report["commands"])
 
@@ -73,7 +76,7 @@ def test_the_report_gives_each_models_time_per_layer(finished):
     import copy
 
     from edge_infer.export.report import markdown
-    from edge_infer.runtime.profile import layer_times
+    from edge_infer.runtime.profile import NO_LAYER, layer_times
 
     result, _ = finished
     report = json.loads((result.path / "report.json").read_text())
@@ -82,7 +85,13 @@ def test_the_report_gives_each_models_time_per_layer(finished):
         batch = report["benchmark"][name]["batches"][-1]
         assert batch["batch_size"] == 64 and batch["operators"]["calls"] == 30
         times[name] = layer_times(batch["operators"]["nodes"])
-    md = (result.path / "report.md").read_text()
+    assert "## Time per layer" in (result.path / "report.md").read_text()
+    # Where the profiler's own cost is a small part of a call (here: set so, since on a fast
+    # machine it can be a third of one), the layers are set side by side.
+    quiet = copy.deepcopy(report)
+    for b in quiet["benchmark"].values():
+        b["batches"][-1]["latency_ms"]["p50"] = b["batches"][-1]["operators"]["run_us"] / 1000
+    md = markdown(quiet, "t")
     section = md.split("## Time per layer\n", 1)[1].split("\n## ", 1)[0]
     assert "| layer | float32 | int8-static | int8-static speed-up |" in section
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
@@ -91,15 +100,22 @@ def test_the_report_gives_each_models_time_per_layer(finished):
     error_layers = {e["layer"] for e in report["quantization"]["layers"]}
     assert error_layers <= set(rows)  # the layers the per-layer errors name
     for layer, (f32, q8, ratio) in rows.items():
-        assert f32 == f"{times['float32'][layer]:.1f} us"
-        assert q8 == f"{times['int8-static'][layer]:.1f} us"
-        assert ratio == f"{times['float32'][layer] / times['int8-static'][layer]:.2f}x"
-    worst = max(rows, key=lambda k: abs(times["int8-static"][k] - times["float32"][k]))
+        assert f32 == (f"{times['float32'][layer]:.1f} us" if layer in times["float32"]
+                       else "-")
+        assert q8 == (f"{times['int8-static'][layer]:.1f} us"
+                      if layer in times["int8-static"] else "-")
+        if layer in times["float32"] and layer in times["int8-static"]:
+            assert ratio == f"{times['float32'][layer] / times['int8-static'][layer]:.2f}x"
+    shared = [k for k in rows if k in times["float32"] and k in times["int8-static"]
+              and k != NO_LAYER]
+    worst = max(shared, key=lambda k: abs(times["int8-static"][k] - times["float32"][k]))
     assert f"the most in `{worst}`" in section
-    # Nor where the profiler's own cost is most of a call: its figures would decide.
+    # Not where the profiler's own cost is most of a call: its figures would decide.
     slow = copy.deepcopy(report)
     slow["benchmark"]["int8-static"]["batches"][-1]["latency_ms"]["p50"] /= 10
-    assert "## Time per layer" not in markdown(slow, "t")
+    section = markdown(slow, "t").split("## Time per layer\n", 1)[1].split("\n## ", 1)[0]
+    assert "Not compared: at batch 64 the profiler's own cost is" in section
+    assert "| layer |" not in section
     # A report without profiles (written before they existed) has no such section.
     for b in report["benchmark"].values():
         b["batches"][-1].pop("operators")

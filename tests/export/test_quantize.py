@@ -399,9 +399,11 @@ def test_per_layer_errors_follow_the_graph_and_stay_small_on_a_good_recipe(expor
     result = quantize(QuantizeConfig(exported["cnn"], method="static", per_layer=True,
                                      out=tmp_path / "q.onnx", max_accuracy_drop=100))
     layers = result.report()["layers"]
-    assert [e["layer"] for e in layers] == _layers(exported["cnn"])
+    kept = result.settings["exclude"]  # the first convolution (one channel) stays float32
+    assert len(kept) == 1 and kept[0].startswith("conv2d")
+    assert [e["layer"] for e in layers] == [n for n in _layers(exported["cnn"]) if n not in kept]
     assert [e["layer"].rstrip("_0123456789") for e in layers] == [
-        "conv2d", "max_pooling2d", "conv2d", "max_pooling2d", "flatten", "probabilities"]
+        "max_pooling2d", "conv2d", "max_pooling2d", "flatten", "probabilities"]
     assert all(0 < e["relative_error"] < 0.2 and e["sqnr_db"] > 14 for e in layers), layers
     # A diagnosis for the user: the shipped model does not carry it.
     stored = json.loads(Model(result.path).metadata.raw["edge_infer.quantization"])
@@ -751,3 +753,111 @@ def test_a_slower_quantized_model_gets_the_command_that_shows_where(capsys):
     for float_ms, int8_ms in ((0.05, 0.052), (0.05, 0.04)):  # within the noise, or faster
         _note_slower(Path("runs/x/model.onnx"), result(float_ms, int8_ms))
         assert capsys.readouterr().err == ""
+
+
+def _convs_and_pools(depthwise_group: int = 32):
+    """x [N, 1, 8, 8] -> a/Conv (1 channel in) -> a/Relu -> pool -> Q/DQ -> b/Conv (32 in)
+    -> b/Relu -> pool2 -> Q/DQ -> c/Conv (depthwise, 32 in) -> y; plus a Relu -> MaxPool
+    pair whose pool is not quantized (d/)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def weight(name, shape):
+        return numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
+
+    def qdq(src, name):
+        return [helper.make_node("QuantizeLinear", [src, "s", "z"], [f"{name}_q"],
+                                 name=f"{name}_QuantizeLinear"),
+                helper.make_node("DequantizeLinear", [f"{name}_q", "s", "z"], [f"{name}_dq"],
+                                 name=f"{name}_DequantizeLinear")]
+
+    pool = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    nodes = [helper.make_node("Conv", ["x", "a/W"], ["a"], name="a/Conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["a_relu"], name="a/Relu"),
+             helper.make_node("MaxPool", ["a_relu"], ["pooled"], name="p/MaxPool", **pool),
+             *qdq("pooled", "p"),
+             helper.make_node("Conv", ["p_dq", "b/W"], ["b"], name="b/Conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["b"], ["b_relu"], name="b/Relu"),
+             *qdq("b_relu", "br"),
+             helper.make_node("MaxPool", ["br_dq"], ["pooled2"], name="p2/MaxPool", **pool),
+             *qdq("pooled2", "p2"),
+             helper.make_node("Conv", ["p2_dq", "c/W"], ["y"], name="c/Conv",
+                              group=depthwise_group),
+             helper.make_node("Relu", ["x"], ["d_relu"], name="d/Relu"),
+             helper.make_node("MaxPool", ["d_relu"], ["d"], name="d/MaxPool", **pool)]
+    inits = [weight("a/W", [32, 1, 3, 3]), weight("b/W", [32, 32, 3, 3]),
+             weight("c/W", [32, 32 // depthwise_group, 1, 1]),
+             helper.make_tensor("s", TensorProto.FLOAT, [], [0.05]),
+             helper.make_tensor("z", TensorProto.UINT8, [], [0])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32, 2, 2]),
+         helper.make_tensor_value_info("d", TensorProto.FLOAT, ["N", 1, 4, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_thin_convolutions_are_found_by_their_input_channels():
+    from edge_infer.export.qdq import thin_conv_layers
+
+    model = _convs_and_pools()
+    assert thin_conv_layers(model) == ["a"]  # 1 channel; b reads 32, and so does depthwise c
+    assert thin_conv_layers(model, 0) == []
+    assert thin_conv_layers(model, 32) == ["a", "b", "c"]
+    assert thin_conv_layers(_convs_and_pools(depthwise_group=1), 4) == ["a"]
+
+
+def test_a_float_relu_before_a_quantized_pool_moves_after_it_with_the_same_outputs():
+    import onnx
+    import onnxruntime as ort
+
+    from edge_infer.export.qdq import pool_before_activation
+
+    model = _convs_and_pools()
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert pool_before_activation(model) == 1
+    onnx.checker.check_model(model)
+    ops = [(n.op_type, n.name) for n in model.graph.node]
+    # Only a/: b/Relu reads a DequantizeLinear (already quantized) and d/'s pool is not
+    # quantized.
+    assert ops[:4] == [("Conv", "a/Conv"), ("MaxPool", "p/MaxPool"), ("Relu", "a/Relu"),
+                       ("QuantizeLinear", "p_QuantizeLinear")]
+    assert ops[4:] == [(n.op_type, n.name) for n in _convs_and_pools().graph.node][4:]
+    relu = model.graph.node[2]
+    assert relu.output[0] == "pooled" and model.graph.node[1].input[0] == "a"
+    after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).normal(size=(3, 1, 8, 8)).astype(np.float32)
+    for old, new in zip(before.run(None, {"x": x}), after.run(None, {"x": x})):
+        np.testing.assert_array_equal(old, new)
+    assert pool_before_activation(model) == 0  # nothing left to swap
+
+
+def test_static_keeps_a_thin_first_convolution_in_float(exported, tmp_path):
+    """The digits cnn's first convolution reads one channel: it stays float32, and its pool
+    runs in float before the quantization (not on uint8 in NCHW, onnxruntime's slow kernel);
+    --float-thin-conv 0 quantizes it as before."""
+    import onnx
+    import onnxruntime as ort
+
+    out = tmp_path / "kept.onnx"
+    result = quantize(QuantizeConfig(exported["cnn"], method="static", out=out,
+                                     max_accuracy_drop=100))
+    assert result.settings["exclude"] == ["conv2d"] and result.settings["float_thin_conv"] == 4
+    inits = {i.name: i.data_type for i in onnx.load(str(out)).graph.initializer}
+    assert inits["conv2d/kernel"] == onnx.TensorProto.FLOAT
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    first_q = ops.index("QuantizeLinear")
+    assert "MaxPool" in ops[:first_q] and "QLinearConv" in ops[first_q:], ops
+    all_int8 = tmp_path / "all.onnx"
+    result = quantize(QuantizeConfig(exported["cnn"], method="static", out=all_int8,
+                                     max_accuracy_drop=100, float_thin_conv=0))
+    assert "exclude" not in result.settings
+    inits = {i.name for i in onnx.load(str(all_int8)).graph.initializer}
+    assert "conv2d/kernel" not in inits  # quantized: conv2d/kernel_quantized
