@@ -4,25 +4,32 @@
 first one of an image model: 1 for grey, 3 for RGB) stays float32. onnxruntime's CPU
 ``QLinearConv`` loops over the images of a batch and runs a GEMM per image; with 1 to 4 input
 channels that GEMM is too small (9 to 36 products per output) to pay for the loop, and the
-float32 ``Conv`` takes the batch whole. One 3x3 conv + relu + 2x2 pool to 32 channels, float32
-against QDQ U8S8 per channel (2 cores of a Xeon with AVX-512 VNNI, onnxruntime 1.32):
+float32 ``Conv`` takes the batch whole. One 3x3 conv + relu + 2x2 pool to 32 channels, QDQ
+U8S8 per channel against float32, time ratio (``python benchmarks/int8_kernels.py``; 2 cores
+of a Xeon with AVX-512 VNNI, onnxruntime 1.32):
 
     input channels   8x8 batch 1   8x8 batch 64   32x32 batch 1   32x32 batch 64
-    1                1.69x slower  8.3x slower    1.97x slower    3.1x slower
-    3                1.69x         6.9x           1.72x           2.5x
-    4                1.66x         3.7x           1.05x           1.27x
-    8                1.00x         2.3x           0.94x (faster)  0.92x (faster)
-    32               0.88x         1.14x          0.74x           0.56x
+    1                1.39x slower  8.1x slower    1.74x slower    3.3x slower
+    3                1.26x         7.0x           1.63x           2.6x
+    4                1.27x         4.5x           1.01x           1.28x
+    8                1.29x         2.5x           0.96x (faster)  1.00x
+    32               0.92x         1.21x          0.72x           0.59x
 
 Kept in float, such a convolution is followed by a float max pool, then the quantization of
 the next layer's input; onnxruntime's ``QDQPropagationTransformer`` then moves that
 ``QuantizeLinear`` up past the pool, and the pool runs on uint8 in NCHW, a slow kernel (22 us
-in float32, 498 us in uint8 on ``[64, 32, 8, 8]``). ``pool_before_activation`` swaps the
+in float32, 492 us in uint8 on ``[64, 32, 8, 8]``: ``int8_levers.py``). ``pool_before_activation`` swaps the
 ``Relu`` and the ``MaxPool`` (the same values: a max of rectified inputs is the rectified max),
 so a ``Relu`` stands before the ``QuantizeLinear`` and the pass stops there; onnxruntime then
-drops that ``Relu`` into the quantization (its zero point already clips at 0). Measured on the
-digits ``cnn`` (same machine, 600 alternating calls): batch 64 0.147 ms against 0.219 ms for
-everything in INT8 and 0.223 ms for float32; batch 1 0.0112, 0.0123 and 0.0118 ms.
+drops that ``Relu`` into the quantization (its zero point already clips at 0).
+
+On the digits ``cnn``, against the same model all in INT8 and against float32
+(``python benchmarks/compare.py A B --batch 1 --batch 64 --runs 3000 [--threads 2]``, calls
+alternating, same machine): with one thread, batch 64 113.5 against 210.4 us (all INT8) and
+116.5 against 212.4 us (float32), batch 1 1.15x and 1.02x faster; with two threads, batch 64
+145.1 against 209.1 us (all INT8) and level with float32 (138.5 against 136.5 us). What two
+threads lose is a ``Transpose`` onnxruntime puts between the float32 pool and the next, NHWC,
+``QLinearConv``: 70 us with two threads, 5.5 us with one (``int8_kernels.py``).
 
 ``float_head``: the classifier head computes its output in float. onnxruntime's quantizer puts
 a Quantize/Dequantize pair on every activation, the model's output included: a softmax head

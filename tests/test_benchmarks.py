@@ -118,3 +118,18 @@ def test_dispatch_cost_fits_a_cost_per_call_and_per_node():
         per_call, per_node = float(cells[7]), float(cells[9])
         assert times[-1] > times[0] > 0  # 64 nodes take longer than one
         assert per_call > 0 and per_node > 0
+
+
+def test_int8_kernels_times_each_kernel_it_names():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "int8_kernels.py"),
+                           "--runs", "20", "--sides", "8", "--channels", "1", "8"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    convs = [line.split() for line in lines if line.strip()[:2] in ("1 ", "8 ")]
+    assert [c[:2] for c in convs] == [["1", "8"], ["8", "8"]]
+    for cells in convs:  # in, side, then float32 -> int8 (ratio) for batch 1 and 64
+        f32, i8, f32_64, i8_64 = float(cells[2]), float(cells[4]), float(cells[6]), float(cells[8])
+        assert min(f32, i8, f32_64, i8_64) > 0 and f32_64 > f32  # 64 images take longer
+    transposes = [line for line in lines if line.startswith("  [")]
+    assert len(transposes) == 6 and all("->" in line for line in transposes)
