@@ -168,6 +168,12 @@ def _time_lines(report: dict[str, Any]) -> list[str]:
         how = "lost" if after > before else "gained"
         lines += [f"{rows[1]['name']} {how} the most in `{layer}`: {before:.1f} us as "
                   f"{rows[0]['name']}, {after:.1f} us as {rows[1]['name']}.", ""]
+    outside = table.outside_change() if pair else None
+    if outside is not None:
+        before, after, ops = outside
+        lines += [f"More changed outside any layer, in nodes onnxruntime added "
+                  f"({', '.join(f'`{op}`' for op in ops) or 'none'}): {before:.1f} us as "
+                  f"{rows[0]['name']}, {after:.1f} us as {rows[1]['name']}.", ""]
     return lines
 
 

@@ -189,13 +189,32 @@ class LayerComparison:
 
     layers: tuple[str, ...]
     times: tuple[dict[str, float], ...]
+    outside_ops: tuple[tuple[str, ...], ...] = ()  # per model: operator types under NO_LAYER
 
     @classmethod
     def of(cls, node_lists: Sequence[Sequence[Mapping[str, Any]]]) -> LayerComparison:
+        from .modelfile import layer_of
+
         times = tuple(layer_times(nodes) for nodes in node_lists)
         layers = list(times[0]) if times else []
         layers += [k for t in times[1:] for k in t if k not in layers]
-        return cls(tuple(layers), times)
+        outside = tuple(tuple(dict.fromkeys(n["op"] for n in nodes if not layer_of(n["name"])))
+                        for nodes in node_lists)
+        return cls(tuple(layers), times, outside)
+
+    def outside_change(self, other: int = 1) -> tuple[float, float, tuple[str, ...]] | None:
+        """When the time outside any layer (nodes onnxruntime or the converter added: a
+        ``Transpose`` between layouts, say) changed more between the first model and model
+        ``other`` than any layer's did: (first's us, other's us, other's operator types
+        there). Else None: :meth:`biggest_change` tells the story."""
+        first = self.times[0].get(NO_LAYER, 0.0)
+        second = self.times[other].get(NO_LAYER, 0.0)
+        layer = self.biggest_change(other)
+        if layer is not None and abs(layer[2] - layer[1]) >= abs(second - first):
+            return None
+        if second == first:
+            return None
+        return first, second, self.outside_ops[other] if self.outside_ops else ()
 
     def biggest_change(self, other: int = 1) -> tuple[str, float, float] | None:
         """The layer whose time differs most between the first model and model ``other``:

@@ -108,5 +108,10 @@ def _layer_comparisons(doc: dict[str, Any]) -> list[str]:
             layer, before, after = change
             lines.append(f"  {named[1]} {'lost' if after > before else 'gained'} the most in "
                          f"{layer}: {before:.1f} against {after:.1f} us")
+        outside = table.outside_change()
+        if outside is not None:
+            before, after, ops = outside
+            lines.append(f"  and more outside any layer, in nodes onnxruntime added "
+                         f"({', '.join(ops) or 'none'}): {before:.1f} against {after:.1f} us")
         blocks.append("\n".join(lines))
     return blocks

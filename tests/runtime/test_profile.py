@@ -167,15 +167,24 @@ def test_layer_times_sum_each_layers_nodes_slowest_first():
 
 
 def test_layer_comparison_orders_layers_and_finds_the_biggest_change():
-    f32 = [{"name": "conv/Conv", "us": 80.0}, {"name": "dense/Gemm", "us": 20.0},
-           {"name": "Reorder", "us": 5.0}]
-    q8 = [{"name": "conv/QLinearConv", "us": 300.0}, {"name": "dense/QGemm", "us": 30.0},
-          {"name": "image_q", "us": 500.0}, {"name": "extra/Cast", "us": 1.0}]
+    f32 = [{"name": "conv/Conv", "op": "Conv", "us": 80.0},
+           {"name": "dense/Gemm", "op": "Gemm", "us": 20.0},
+           {"name": "Reorder", "op": "ReorderOutput", "us": 5.0}]
+    q8 = [{"name": "conv/QLinearConv", "op": "QLinearConv", "us": 300.0},
+          {"name": "dense/QGemm", "op": "QGemm", "us": 30.0},
+          {"name": "image_q", "op": "QuantizeLinear", "us": 200.0},
+          {"name": "Transpose", "op": "Transpose", "us": 300.0},
+          {"name": "extra/Cast", "op": "Cast", "us": 1.0}]
     table = LayerComparison.of([f32, q8])
     assert table.layers == ("conv", "dense", NO_LAYER, "extra")
     # the nodes outside any layer are not a layer to name, however much they changed
     assert table.biggest_change() == ("conv", 80.0, 300.0)
-    assert LayerComparison.of([f32, [{"name": "Other", "us": 1.0}]]).biggest_change() is None
+    # but their change is told when it is larger than any layer's (5 -> 500 against 80 -> 300)
+    assert table.outside_change() == (5.0, 500.0, ("QuantizeLinear", "Transpose"))
+    smaller = LayerComparison.of([f32, q8[:3]])  # 5 -> 200: the conv's 220 is larger
+    assert smaller.outside_change() is None
+    other = [{"name": "Other", "op": "Abs", "us": 1.0}]
+    assert LayerComparison.of([f32, other]).biggest_change() is None
 
 
 def test_the_profilers_cost_is_estimated_from_the_timed_call():
@@ -208,6 +217,14 @@ def test_several_models_are_compared_layer_by_layer_unless_the_profiler_decides(
     assert table[2].split() == ["conv", "60.0", "20.0", "(3.00x)"]
     assert table[3].split() == ["dense", "30.0", "40.0", "(0.75x)"]
     assert table[4] == "  q.onnx gained the most in conv: 60.0 against 20.0 us"
+    assert len(table) == 5 or not table[5].startswith("  and more outside")
+    # A Transpose onnxruntime added in the second model costs more than conv saves: said too.
+    doc = _two_models(p50_ms=0.09)
+    doc["results"][1]["batches"][0]["operators"]["nodes"].append(
+        {"name": "Transpose", "op": "Transpose", "provider": "cpu", "us": 70.0})
+    lines = operators_table(doc).split("time per layer, batch 1 (us per call", 1)[1]
+    assert ("  and more outside any layer, in nodes onnxruntime added (Transpose): 0.0 against "
+            "70.0 us") in lines.splitlines()
     text = operators_table(_two_models(p50_ms=0.05))  # half of a profiled call
     assert ("time per layer, batch 1: not compared, the profiler's own cost is 50% of a "
             "profiled call at this size") in text
