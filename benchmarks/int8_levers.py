@@ -101,9 +101,10 @@ def to_nchw(x: np.ndarray) -> np.ndarray:
 
 
 FIRST_FLOAT = "first conv float32"
-# edge-infer's static recipe: the first conv's layer float32 (qdq.thin_conv_layers), and its
-# Relu after the MaxPool so the quantization stays behind the pool (qdq.pool_before_activation)
-POOL_FIRST = "first conv float32, pool before relu"
+# edge-infer's static recipe: the first conv's layer float32 (qdq.thin_conv_layers), its Relu
+# after the MaxPool so the quantization stays behind the pool (qdq.pool_before_activation),
+# and the pooled tensor handed over in NHWC (qdq.channels_last_handover)
+POOL_FIRST = "first conv float32, pool first, NHWC handover"
 PROPAGATION = "QDQPropagationTransformer"  # onnxruntime's pass that moves Q/DQ across MaxPool
 
 
@@ -212,7 +213,8 @@ def prepare(root: Path, run: Path | None) -> dict[str, Any]:
     dst = root / "first-float.onnx"
     quantize(simplified, dst, x, "QDQ", "U8S8", True, True, exclude=(first_conv,))
     variants[f"{DEFAULT}, {FIRST_FLOAT}"] = (dst.name, None)
-    from edge_infer.export.qdq import pool_before_activation, thin_conv_layers
+    from edge_infer.export.qdq import (channels_last_handover, pool_before_activation,
+                                       thin_conv_layers)
     from edge_infer.export.quantize import excluded_nodes
 
     proto = onnx.load(str(simplified))
@@ -221,6 +223,7 @@ def prepare(root: Path, run: Path | None) -> dict[str, Any]:
              exclude=tuple(excluded_nodes(proto, thin_conv_layers(proto))))
     proto = onnx.load(str(dst))
     pool_before_activation(proto)
+    channels_last_handover(proto)
     onnx.save(proto, str(dst))
     variants[f"{DEFAULT}, {POOL_FIRST}"] = (dst.name, None)
     nchw = export_nchw(run, root / "nchw.onnx", x)

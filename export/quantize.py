@@ -255,7 +255,8 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
     import onnx
     from onnxruntime import quantization as q
 
-    from .qdq import float_head, head_activations, pool_before_activation
+    from .qdq import (channels_last_handover, float_head, head_activations,
+                      pool_before_activation)
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
@@ -276,7 +277,9 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
                           nodes_to_exclude=heads + [n for n in excluded if n not in heads])
     model = onnx.load(str(dst))
     changed = float_head(model, heads) if heads else 0
-    if changed + pool_before_activation(model):
+    if pool_before_activation(model):
+        changed += 1 + channels_last_handover(model)
+    if changed:
         onnx.save(model, str(dst))
 
 
