@@ -139,8 +139,9 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
                                 "(0: quantize every layer).")
 @click.option("--float-thin-conv", type=click.IntRange(min=0), default=4, show_default=True,
               metavar="N", help="static: keep convolutions reading at most N channels (an "
-                                "image model's first) in float32, where onnxruntime's INT8 "
-                                "convolution is several times slower (0: quantize them).")
+                                "image model's first) on images of at most 32x32 pixels out "
+                                "in float32, where onnxruntime's INT8 convolution is several "
+                                "times slower (0: quantize them).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Default: MODEL.int8.onnx or MODEL.fp16.onnx.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")

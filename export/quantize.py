@@ -538,8 +538,8 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
                 if name not in config.exclude] if method == "static" else []
         if thin:
             log(f"keeping {', '.join(thin)} in float32: a convolution reading at most "
-                f"{config.float_thin_conv} channels, where onnxruntime's INT8 kernel is "
-                "several times slower (--float-thin-conv 0 quantizes it)")
+                f"{config.float_thin_conv} channels on a small image, where onnxruntime's INT8 "
+                "kernel is several times slower (--float-thin-conv 0 quantizes it)")
             config = replace(config, exclude=config.exclude + tuple(thin))
         small = small_layers(proto, config.min_weights) if method == "dynamic" else {}
         if method == "dynamic" and not set(_dynamic_weights(proto)) - set(small) - set(kept):

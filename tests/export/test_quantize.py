@@ -755,7 +755,7 @@ def test_a_slower_quantized_model_gets_the_command_that_shows_where(capsys):
         assert capsys.readouterr().err == ""
 
 
-def _convs_and_pools(depthwise_group: int = 32):
+def _convs_and_pools(depthwise_group: int = 32, side: int = 8):
     """x [N, 1, 8, 8] -> a/Conv (1 channel in) -> a/Relu -> pool -> Q/DQ -> b/Conv (32 in)
     -> b/Relu -> pool2 -> Q/DQ -> c/Conv (depthwise, 32 in) -> y; plus a Relu -> MaxPool
     pair whose pool is not quantized (d/)."""
@@ -792,9 +792,10 @@ def _convs_and_pools(depthwise_group: int = 32):
              helper.make_tensor("s", TensorProto.FLOAT, [], [0.05]),
              helper.make_tensor("z", TensorProto.UINT8, [], [0])]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32, 2, 2]),
-         helper.make_tensor_value_info("d", TensorProto.FLOAT, ["N", 1, 4, 4])], inits)
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, side, side])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32, side // 4, side // 4]),
+         helper.make_tensor_value_info("d", TensorProto.FLOAT, ["N", 1, side // 2, side // 2])],
+        inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -809,6 +810,9 @@ def test_thin_convolutions_are_found_by_their_input_channels():
     assert thin_conv_layers(model, 0) == []
     assert thin_conv_layers(model, 32) == ["a", "b", "c"]
     assert thin_conv_layers(_convs_and_pools(depthwise_group=1), 4) == ["a"]
+    # On 64x64 images (4096 pixels out) each image's GEMM is large enough: left to INT8.
+    assert thin_conv_layers(_convs_and_pools(side=64)) == []
+    assert thin_conv_layers(_convs_and_pools(side=64), max_pixels=64 * 64) == ["a"]
 
 
 def test_a_float_relu_before_a_quantized_pool_moves_after_it_with_the_same_outputs():
