@@ -133,7 +133,10 @@ def thin_conv_layers(proto: Any, max_channels: int = THIN_CONV_CHANNELS,
         group = next((a.i for a in node.attribute if a.name == "group"), 1)
         if w is not None and len(w.dims) >= 3 and w.dims[1] * group <= max_channels:
             thin.append(node)
-    shapes = _shapes(proto) if thin else {}
+    try:
+        shapes = _shapes(proto) if thin else {}
+    except Exception:  # onnx's shape inference refuses some graphs: sizes then unknown
+        shapes = {}
     found: list[str] = []
     for node in thin:
         spatial = (shapes.get(node.output[0]) or [])[2:]
