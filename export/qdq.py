@@ -58,6 +58,7 @@ latency is level (40.9 vs 40.1 us bound).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .simplify import consumers, producers, remove_dead
@@ -140,13 +141,19 @@ def thin_conv_layers(proto: Any, max_channels: int = THIN_CONV_CHANNELS,
     found: list[str] = []
     for node in thin:
         spatial = (shapes.get(node.output[0]) or [])[2:]
-        pixels = 1
-        for d in spatial:
-            pixels *= d or 0  # unknown: not small enough to say
+        pixels = math.prod(d or 0 for d in spatial)  # a dimension unknown: 0, not small
         name = layer_of(node.name) or node.name
         if spatial and 0 < pixels <= max_pixels and name not in found:
             found.append(name)
     return found
+
+
+def _quantized_input(node: Any, producer: dict[str, Any]) -> bool:
+    """Whether ``node`` reads a dequantized tensor: it is in the quantized part of the graph,
+    where onnxruntime fuses it with its Quantize/Dequantize pairs and the float passes below
+    leave it alone."""
+    source = producer.get(node.input[0]) if node.input else None
+    return source is not None and source.op_type == "DequantizeLinear"
 
 
 def pool_before_activation(proto: Any) -> int:
@@ -159,11 +166,9 @@ def pool_before_activation(proto: Any) -> int:
     outputs = {o.name for o in graph.output}
     swapped = 0
     for act in list(graph.node):
-        if act.op_type not in MONOTONE_ACTIVATIONS or act.output[0] in outputs:
+        if (act.op_type not in MONOTONE_ACTIVATIONS or act.output[0] in outputs
+                or _quantized_input(act, producer)):
             continue
-        source = producer.get(act.input[0])
-        if source is not None and source.op_type == "DequantizeLinear":
-            continue  # already in the quantized part: onnxruntime fuses it there
         after = readers.get(act.output[0], [])
         if len(after) != 1 or after[0].op_type != "MaxPool" or len(after[0].output) != 1:
             continue
@@ -195,6 +200,7 @@ def channels_last_handover(proto: Any) -> int:
     from edge_infer.runtime.modelfile import layer_of
 
     graph = proto.graph
+    producer = producers(graph)
     readers = consumers(graph)
     inits = {t.name: t for t in graph.initializer}
     outputs = {o.name for o in graph.output}
@@ -208,7 +214,8 @@ def channels_last_handover(proto: Any) -> int:
     keep = "channels_last_keep_shape"
     done = 0
     for pool in list(graph.node):
-        if pool.op_type != "MaxPool" or len(pool.output) != 1:
+        if (pool.op_type != "MaxPool" or len(pool.output) != 1
+                or _quantized_input(pool, producer)):
             continue
         act = next((r for r in readers.get(pool.output[0], [])
                     if r.op_type in MONOTONE_ACTIVATIONS), None)

@@ -276,9 +276,8 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
                           reduce_range=bool(config.reduce_range),
                           nodes_to_exclude=heads + [n for n in excluded if n not in heads])
     model = onnx.load(str(dst))
-    changed = float_head(model, heads) if heads else 0
-    if pool_before_activation(model):
-        changed += 1 + channels_last_handover(model)
+    changed = ((float_head(model, heads) if heads else 0) + pool_before_activation(model)
+               + channels_last_handover(model))
     if changed:
         onnx.save(model, str(dst))
 

@@ -133,14 +133,14 @@ def _time_lines(report: dict[str, Any]) -> list[str]:
     batches = [report["benchmark"][r["name"]]["batches"][-1] for r in rows]
     if not all(b.get("operators") for b in batches):
         return []  # not profiled (a report from before the benchmark stage profiled)
+    files = " ".join(r["file"] for r in rows)
     share = profiler_decides(batches)
     if share is not None:
         return ["## Time per layer", "",
                 f"Not compared: at batch {batches[0]['batch_size']} the profiler's own cost "
                 f"is {share:.0%} of a profiled call on this machine, and its figures would "
-                "decide the comparison (`edge-infer bench "
-                f"{' '.join(r['file'] for r in rows)} -b 256 --profile` from this folder "
-                "profiles a larger batch).", ""]
+                f"decide the comparison (`edge-infer bench {files} -b 256 --profile` from "
+                "this folder profiles a larger batch).", ""]
     costs = [profiler_cost_us(b) for b in batches]
     cost = sum(c for c in costs if c is not None) / len(costs)
     table = LayerComparison.of([b["operators"]["nodes"] for b in batches])
@@ -150,8 +150,8 @@ def _time_lines(report: dict[str, Any]) -> list[str]:
               + (f" | {rows[1]['name']} speed-up |" if pair else " |"))
     lines = ["## Time per layer", "",
              f"Batch {size}, onnxruntime's profiler, medians of "
-             f"{batches[0]['operators']['calls']} calls (`edge-infer bench "
-             f"{' '.join(r['file'] for r in rows)} -b {size} --profile` from this folder). "
+             f"{batches[0]['operators']['calls']} calls (`edge-infer bench {files} -b {size} "
+             "--profile` from this folder). "
              f"Every node's figure includes the profiler's own cost, about {cost:.0f} us a "
              "node here, so small layers read high.",
              "", header, "|---|" + "---:|" * (len(rows) + pair)]

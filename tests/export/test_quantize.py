@@ -755,10 +755,11 @@ def test_a_slower_quantized_model_gets_the_command_that_shows_where(capsys):
         assert capsys.readouterr().err == ""
 
 
-def _convs_and_pools(depthwise_group: int = 32, side: int = 8):
+def _convs_and_pools(depthwise_group: int = 32, side: int = 8, quantized_pool_relu=False):
     """x [N, 1, 8, 8] -> a/Conv (1 channel in) -> a/Relu -> pool -> Q/DQ -> b/Conv (32 in)
     -> b/Relu -> pool2 -> Q/DQ -> c/Conv (depthwise, 32 in) -> y; plus a Relu -> MaxPool
-    pair whose pool is not quantized (d/)."""
+    pair whose pool is not quantized (d/). ``quantized_pool_relu``: a Relu between pool2 (which
+    reads a dequantized tensor) and its Q/DQ pair."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -781,7 +782,12 @@ def _convs_and_pools(depthwise_group: int = 32, side: int = 8):
              helper.make_node("Conv", ["p_dq", "b/W"], ["b"], name="b/Conv", pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["b"], ["b_relu"], name="b/Relu"),
              *qdq("b_relu", "br"),
-             helper.make_node("MaxPool", ["br_dq"], ["pooled2"], name="p2/MaxPool", **pool),
+             *([helper.make_node("MaxPool", ["br_dq"], ["pooled2_pre"], name="p2/MaxPool",
+                                 **pool),
+                helper.make_node("Relu", ["pooled2_pre"], ["pooled2"], name="p2/Relu")]
+               if quantized_pool_relu else
+               [helper.make_node("MaxPool", ["br_dq"], ["pooled2"], name="p2/MaxPool",
+                                 **pool)]),
              *qdq("pooled2", "p2"),
              helper.make_node("Conv", ["p2_dq", "c/W"], ["y"], name="c/Conv",
                               group=depthwise_group),
@@ -896,6 +902,11 @@ def test_a_quantized_pool_is_handed_over_in_channels_last_with_the_same_outputs(
                        ("Transpose", "p/channels_first")]
     assert model.graph.node[8].name == "b/Conv"
     assert model.graph.node[8].input[0] == model.graph.node[7].output[0] == "pooled"
+    # A pool that reads a dequantized tensor is in the quantized part: left as it is.
+    inside = _convs_and_pools(quantized_pool_relu=True)
+    pool_before_activation(inside)
+    assert channels_last_handover(inside) == 1  # p/ only, not p2/
+    assert not any(n.name.startswith("p2/channels") for n in inside.graph.node)
     after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(2).normal(size=(2, 1, 8, 8)).astype(np.float32)
     for old, new in zip(before.run(None, {"x": x}), after.run(None, {"x": x})):
