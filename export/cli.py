@@ -114,7 +114,9 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
                    "model with several inputs an .npz with one array per input, and y.")
 @click.option("--calibration-size", type=click.IntRange(min=1), default=256,
               show_default=True)
-@click.option("--per-channel/--per-tensor", default=True, show_default=True)
+@click.option("--per-channel/--per-tensor", default=None,
+              help="Weight scales per output channel or one per tensor (default: per-channel "
+                   "for static, per-tensor for dynamic).")
 @click.option("--calibrate", type=click.Choice(["minmax", "entropy", "percentile"]),
               default="minmax", show_default=True)
 @click.option("--device", default="host", show_default=True, metavar="PROFILE",
@@ -147,7 +149,7 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @debug_option
 def quantize(model: Path, method: str, dataset: str | None, calibration_size: int,
-             per_channel: bool, calibrate: str, device: str, activation_type: str | None,
+             per_channel: bool | None, calibrate: str, device: str, activation_type: str | None,
              reduce_range: bool | None, max_accuracy_drop: float, exclude: tuple[str, ...],
              per_layer: bool, auto_exclude: int, min_weights: int, float_thin_conv: int,
              out: Path | None, fmt: str) -> None:

@@ -133,3 +133,15 @@ def test_int8_kernels_times_each_kernel_it_names():
         assert min(f32, i8, f32_64, i8_64) > 0 and f32_64 > f32  # 64 images take longer
     transposes = [line for line in lines if line.startswith("  [")]
     assert len(transposes) == 6 and all("->" in line for line in transposes)
+
+
+def test_weight_scales_compares_both_scales_on_a_trained_lstm():
+    """One quick lstm quantized both ways: a row with each, and the per-tensor file smaller
+    (it would not be if the per_channel setting stopped reaching the quantizer)."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "weight_scales.py"),
+                           "--quick"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = next(ln for ln in done.stdout.splitlines() if ln.startswith("waves "))
+    sizes = [float(word[:-1]) for word in row.split() if word.endswith("%")]
+    assert len(sizes) == 4 and sizes[3] < sizes[1], row  # agree, size, agree, size
+    assert "over 1 quantizations" in done.stdout and "file smaller 1" in done.stdout

@@ -106,6 +106,37 @@ def test_dynamic_keeps_a_small_classifier_in_float(exported, tmp_path):
     assert recorded["settings"]["min_weights"] == 1024
 
 
+def test_weight_scales_are_per_tensor_for_dynamic_and_per_channel_for_static(exported, tmp_path):
+    """Dynamic defaults to one scale per weight tensor (smaller, and as accurate on the
+    lstm), static to one per output channel; --per-channel / --per-tensor override both."""
+    import onnx
+    from onnx import numpy_helper
+
+    def lstm_scales(path):
+        proto = onnx.load(str(path))
+        inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+        nodes = [n for n in proto.graph.node if n.op_type == "DynamicQuantizeLSTM"]
+        assert nodes
+        return [inits[n.input[8]].size for n in nodes]  # W_scale
+
+    default, channels = tmp_path / "default.onnx", tmp_path / "channels.onnx"
+    for out, flags in ((default, []), (channels, ["--per-channel"])):
+        result = CliRunner().invoke(cli, ["quantize", str(exported["lstm"]), "--method",
+                                          "dynamic", "--max-accuracy-drop", "100", "-o",
+                                          str(out), *flags])
+        assert result.exit_code == 0, result.output
+    assert set(lstm_scales(default)) == {1}
+    assert min(lstm_scales(channels)) > 1  # 4 gates x hidden units
+    assert default.stat().st_size < channels.stat().st_size
+    settings = {p: json.loads(Model(p).metadata.raw["edge_infer.quantization"])["settings"]
+                for p in (default, channels)}
+    assert settings[default]["per_channel"] is False
+    assert settings[channels]["per_channel"] is True
+    assert qmod.resolve(QuantizeConfig(exported["cnn"], method="static")).per_channel is True
+    assert qmod.resolve(QuantizeConfig(exported["cnn"], method="static",
+                                       per_channel=False)).per_channel is False
+
+
 def test_auto_picks_static_for_convolutions_and_dynamic_otherwise(exported):
     assert choose_method(exported["cnn"]) == "static"
     assert choose_method(exported["lstm"]) == "dynamic"
