@@ -211,7 +211,12 @@ class OutputSpec(Record):
                    offset=float(d.get("offset", 0.0)), layout=d.get("layout"))
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"kind": self.kind, "scale": self.scale, "offset": self.offset}
+        """Scale and offset only where they mean something (an image output) or were changed:
+        a classifier's file should not carry a pixel scale its runtime never reads."""
+        d: dict[str, Any] = {"kind": self.kind}
+        default = (self._defaults["scale"], self._defaults["offset"])
+        if self.kind == "image" or (self.scale, self.offset) != default:
+            d.update(scale=self.scale, offset=self.offset)
         if self.layout is not None:
             d["layout"] = self.layout
         return d

@@ -25,6 +25,18 @@ def test_round_trip_through_props():
         (meta.task, meta.labels, meta.preprocess, meta.output)
 
 
+def test_an_output_records_a_pixel_scale_only_where_it_means_something():
+    """A classifier's output carries no scale or offset (only an image output maps back to
+    pixels); one set by hand is kept; all of them read back as they were written."""
+    for spec in (OutputSpec(kind="probabilities"), OutputSpec(kind="image"),
+                 OutputSpec(kind="image", scale=2.0, offset=-1.0),
+                 OutputSpec(kind="values", scale=0.5)):
+        written = json.loads(ModelMetadata(output=spec).to_props()["edge_infer.output"])
+        assert ("scale" in written) == (spec.kind == "image" or spec.scale != 1 / 255)
+        assert ModelMetadata.from_props({"edge_infer.output": json.dumps(written)}).output \
+            == spec
+
+
 def test_text_round_trip():
     pre = TextPreprocess(vocabulary=("", "[UNK]", "hi"), sequence_length=4)
     back = ModelMetadata.from_props(ModelMetadata(preprocess=pre).to_props()).preprocess
