@@ -185,15 +185,17 @@ def litert_figures(path: str, x: np.ndarray, y: np.ndarray | None, task: str, ru
         interp.resize_tensor_input(inp["index"], [batch, *x.shape[1:]])
         interp.allocate_tensors()
         xb = np.ascontiguousarray(x[:batch]).astype(inp["dtype"])
+        output = interp.get_output_details()[0]["index"]
 
-        def call(xb: np.ndarray = xb, interp: Any = interp, index: int = inp["index"]) -> None:
+        def call(xb: np.ndarray = xb, interp: Any = interp, index: int = inp["index"],
+                 output: int = output) -> np.ndarray:
+            """In, run, out: as ``Model.run`` returns its outputs (0.3 us at batch 1)."""
             interp.set_tensor(index, xb)
             interp.invoke()
+            return interp.get_tensor(output)
 
         if batch == len(x):
-            call()
-            out = interp.get_tensor(interp.get_output_details()[0]["index"])
-            row.update(quality(out, x, y, task))
+            row.update(quality(call(), x, y, task))
         else:
             row[str(batch)] = median_ms(call, runs)
     return row
