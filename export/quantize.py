@@ -70,12 +70,12 @@ SMALL_LAYER = 1024
 # TFLite's INT8 weights are per channel). Dynamic: one scale per tensor, onnxruntime's own
 # default. Per channel, every output channel carries a float32 scale and an int8 zero point: 5
 # bytes, against 1 byte of weight per channel in the first LSTM of the waves lstm. On the VNNI
-# machine, over 8 trained lstm models (waves and a text set, 4 seeds, each for the x86-vnni and
-# x86-avx2 profiles), per-tensor agreed with float32 as often or more often in all 16 pairs (one
-# of the 240 test samples is 0.42 points, so accuracy is a tie within noise; an earlier sweep on
-# an AVX2 machine leaned as slightly the other way), its files were smaller (29.9% of float32
-# against 33.1% for waves) and it ran at 0.72x to 0.94x of float32 at batch 1 against 0.66x to
-# 0.89x.
+# machine (python benchmarks/weight_scales.py), over 8 trained lstm models (waves and a text set,
+# 4 seeds, each for the x86-vnni and x86-avx2 profiles), per-tensor agreed with float32 as often
+# or more often in all 16 pairs (one of the 240 test samples is 0.42 points, so accuracy is a tie
+# within noise; an earlier sweep on an AVX2 machine leaned as slightly the other way), its files
+# were smaller (29.9% of float32 against 33.1% for waves) and it ran at 0.73x to 0.94x of float32
+# at batch 1 against 0.68x to 0.93x.
 PER_CHANNEL = {"static": True, "dynamic": False}
 # What onnxruntime's dynamic quantizer turns to INT8 (its IntegerOps registry: MatMul, Gemm,
 # Conv, LSTM, Attention, the embedding table a Gather reads, ...): op -> index of its weight.
