@@ -73,8 +73,9 @@ class PipelineResult:
         return f"edge-infer run {model or self.best} {inputs}"
 
     def faster_line(self) -> str | None:
-        """When a model the pipeline does not deploy runs faster here (float32 beside an INT8
-        model on a CPU without VNNI), the command for it and the two batch-1 timings."""
+        """When a model the pipeline does not deploy runs faster here at batch 1 and no slower
+        in batches (float32 beside an INT8 model on a CPU without VNNI), the command for it and
+        the two batch-1 timings."""
         from .report import faster_than_best
 
         faster = faster_than_best(self.report)
