@@ -30,6 +30,11 @@ _DYNAMIC_OPS = {"DynamicQuantizeLinear", "DynamicQuantizeMatMul", "DynamicQuanti
                 "MatMulIntegerToFloat"}
 _INTEGER_OPS = {"MatMulInteger", "ConvInteger"}
 _BLOCK_WEIGHT_OPS = {"MatMulNBits", "MatMulBnb4", "GatherBlockQuantized"}
+# Dynamic operators -> the inputs holding a weight's scale or zero point: more than one value
+# there means per-channel weights (onnxruntime's contrib operators and ONNX's integer ones).
+_DYNAMIC_WEIGHT_SCALES = {"DynamicQuantizeLSTM": (8, 10), "DynamicQuantizeMatMul": (2,),
+                          "MatMulIntegerToFloat": (3,), "MatMulInteger": (3,),
+                          "ConvInteger": (3,)}
 
 
 @dataclass
@@ -193,6 +198,10 @@ class ModelInfo:
         if result["format"] == "dynamic":
             weights.update(onnx_type_name(i.data_type) for i in self.initializers
                            if i.data_type in (2, 3) and i.size > 1)
+            for node in self.nodes:
+                for at in _DYNAMIC_WEIGHT_SCALES.get(node.op_type, ()):
+                    scale = inits.get(node.inputs[at]) if len(node.inputs) > at else None
+                    per_channel |= bool(scale is not None and scale.size > 1)
         result["weight_types"] = sorted(weights)
         result["activation_types"] = sorted(activations)
         result["per_channel"] = per_channel

@@ -53,8 +53,7 @@ def _quant_line(q: dict[str, Any]) -> str:
         parts.append(f"{'/'.join(q['weight_types'])} weights")
     if q.get("activation_types"):
         parts.append(f"{'/'.join(q['activation_types'])} activations")
-    if fmt != "dynamic":
-        parts.append("per-channel" if q.get("per_channel") else "per-tensor")
+    parts.append("per-channel" if q.get("per_channel") else "per-tensor")
     return f"{fmt} ({', '.join(parts)})" if parts else fmt
 
 

@@ -127,6 +127,9 @@ def test_weight_scales_are_per_tensor_for_dynamic_and_per_channel_for_static(exp
         assert result.exit_code == 0, result.output
     assert set(lstm_scales(default)) == {1}
     assert min(lstm_scales(channels)) > 1  # 4 gates x hidden units
+    # ... and `edge-infer info` reads which from the file
+    assert [read_model_info(p).quantization()["per_channel"] for p in (default, channels)] \
+        == [False, True]
     assert default.stat().st_size < channels.stat().st_size
     settings = {p: json.loads(Model(p).metadata.raw["edge_infer.quantization"])["settings"]
                 for p in (default, channels)}

@@ -80,14 +80,18 @@ def test_static_quantization_is_recognised(models, fmt):
     assert quant["per_channel"] is True
 
 
-def test_dynamic_quantization_is_recognised(models):
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_dynamic_quantization_is_recognised(models, per_channel):
     q = pytest.importorskip("onnxruntime.quantization")
     src = models.classifier(features=32, classes=16)
-    dst = models.path("dyn.onnx")
-    q.quantize_dynamic(str(src), str(dst), weight_type=q.QuantType.QInt8)
+    dst = models.path(f"dyn-{per_channel}.onnx")
+    q.quantize_dynamic(str(src), str(dst), weight_type=q.QuantType.QInt8,
+                       per_channel=per_channel)
     info = read_model_info(dst)
     assert info.quantization()["format"] == "dynamic"
     assert "int8" in info.weight_types()
+    # one zero point per output column of the MatMulInteger's weight, or one in all
+    assert info.quantization()["per_channel"] is per_channel
 
 
 def test_fp16_weights_are_recognised(models):
