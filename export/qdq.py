@@ -2,12 +2,11 @@
 
 ``thin_conv_layers`` and ``pool_before_activation``: a convolution reading few channels (the
 first one of an image model: 1 for grey, 3 for RGB) on a small image (at most 32x32 pixels out)
-stays float32. onnxruntime's CPU
-``QLinearConv`` loops over the images of a batch and runs a GEMM per image; with 1 to 4 input
-channels that GEMM is too small (9 to 36 products per output) to pay for the loop, and the
-float32 ``Conv`` takes the batch whole. One 3x3 conv + relu + 2x2 pool to 32 channels, QDQ
-U8S8 per channel against float32, time ratio (``python benchmarks/int8_kernels.py``; 2 cores
-of a Xeon with AVX-512 VNNI, onnxruntime 1.32):
+stays float32. onnxruntime's CPU ``QLinearConv`` loops over the images of a batch and runs a
+GEMM per image; with 1 to 4 input channels that GEMM is too small (9 to 36 products per output)
+to pay for the loop, and the float32 ``Conv`` takes the batch whole. One 3x3 conv + relu + 2x2
+pool to 32 channels, QDQ U8S8 per channel against float32, time ratio (``python
+benchmarks/int8_kernels.py``; 2 cores of a Xeon with AVX-512 VNNI, onnxruntime 1.32):
 
     input channels   8x8 batch 1   8x8 batch 64   32x32 batch 1   32x32 batch 64
     1                1.39x slower  8.1x slower    1.74x slower    3.3x slower
@@ -16,13 +15,14 @@ of a Xeon with AVX-512 VNNI, onnxruntime 1.32):
     8                1.29x         2.5x           0.96x (faster)  1.00x
     32               0.92x         1.21x          0.72x           0.59x
 
-Kept in float, such a convolution is followed by a float max pool, then the quantization of
-the next layer's input; onnxruntime's ``QDQPropagationTransformer`` then moves that
+Kept in float, such a convolution is followed by a float max pool, then the quantization of the
+next layer's input; onnxruntime's ``QDQPropagationTransformer`` then moves that
 ``QuantizeLinear`` up past the pool, and the pool runs on uint8 in NCHW, a slow kernel (22 us
-in float32, 492 us in uint8 on ``[64, 32, 8, 8]``: ``int8_levers.py``). ``pool_before_activation`` swaps the
-``Relu`` and the ``MaxPool`` (the same values: a max of rectified inputs is the rectified max),
-so a ``Relu`` stands before the ``QuantizeLinear`` and the pass stops there; onnxruntime then
-drops that ``Relu`` into the quantization (its zero point already clips at 0).
+in float32, 492 us in uint8 on ``[64, 32, 8, 8]``: ``int8_levers.py``).
+``pool_before_activation`` swaps the ``Relu`` and the ``MaxPool`` (the same values: a max of
+rectified inputs is the rectified max), so a ``Relu`` stands before the ``QuantizeLinear`` and
+the pass stops there; onnxruntime then drops that ``Relu`` into the quantization (its zero
+point already clips at 0).
 
 On the digits ``cnn``, against the same model all in INT8 and against float32
 (``python benchmarks/compare.py A B --batch 1 --batch 64 --runs 3000 [--threads 2]``, calls

@@ -1,14 +1,15 @@
 """Graph simplifications tf2onnx leaves undone; outputs are unchanged.
 
-Small edge models are dominated by fixed costs, not arithmetic: onnxruntime's cost per call
-(14 to 19 us here), and per operator its dispatch (0.7 us; ``benchmarks/dispatch_cost.py``) and
-a small kernel of its own. On the 8x8 digits CNN a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``, ``Cast``, ``Slice``, ``Concat``,
-``Cast``, ``Reshape``) to compute a shape that is static except for the batch. Five passes
-here, three in :mod:`.fused_ops` (a written-out ``LayerNormalization`` or ``PReLU`` as one
-operator, and exact ``gelu`` spelt the way onnxruntime fuses it), one in :mod:`.final_state`
-(a recurrent layer's last output read from ``Y_h`` instead of sliced out of ``Y``), one in
-:mod:`.squeezes` (1D layers kept in 4D between their operators) and one in :mod:`.crops`
-(computed ``Slice``/``Pad`` amounts as constants):
+Small edge models are dominated by fixed costs, not arithmetic: onnxruntime's cost per call (3
+to 4 us on the VNNI Xeon, 14 to 19 us on the earlier AMD machine), and per operator its
+dispatch (0.22 us, 0.7 us on AMD; ``benchmarks/dispatch_cost.py``) and a small kernel of its
+own. On the 8x8 digits CNN a Keras ``Flatten`` costs seven operators (``Shape``, ``Gather``,
+``Cast``, ``Slice``, ``Concat``, ``Cast``, ``Reshape``) to compute a shape that is static
+except for the batch. Five passes here, three in :mod:`.fused_ops` (a written-out
+``LayerNormalization`` or ``PReLU`` as one operator, and exact ``gelu`` spelt the way
+onnxruntime fuses it), one in :mod:`.final_state` (a recurrent layer's last output read from
+``Y_h`` instead of sliced out of ``Y``), one in :mod:`.squeezes` (1D layers kept in 4D between
+their operators) and one in :mod:`.crops` (computed ``Slice``/``Pad`` amounts as constants):
 
 - ``fold_reshapes``: a ``Reshape`` whose output shape is static apart from its first dimension
   gets the constant shape ``[-1, d1, ...]`` (the first dimension is then what the size leaves,

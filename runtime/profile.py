@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from statistics import median
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from statistics import median
 from typing import Any
 
 from .errors import ModelRunError
