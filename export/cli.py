@@ -10,6 +10,8 @@ import click
 from edge_infer.runtime.cli import debug_option
 from edge_infer.train.tf_logging import quiet_tensorflow
 
+from .quantize import METHODS
+
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source", type=click.Path(path_type=Path), metavar="MODEL_OR_RUN_DIR")
@@ -105,10 +107,11 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(path_type=Path), metavar="MODEL")
-@click.option("-m", "--method", type=click.Choice(["auto", "dynamic", "static", "fp16"]),
+@click.option("-m", "--method", type=click.Choice(METHODS),
               default="auto", show_default=True,
               help="auto: the device's recipe: static INT8 (CPUs) or fp16 (GPUs) for "
-                   "convolutional models, dynamic INT8 otherwise.")
+                   "convolutional models, dynamic INT8 otherwise. weight-only: INT8 weights "
+                   "dequantized when the model loads, float32 speed.")
 @click.option("-d", "--dataset", default=None, metavar="SPEC",
               help="Calibration and evaluation data (default: the run's dataset); for a "
                    "model with several inputs an .npz with one array per input, and y.")
@@ -116,7 +119,7 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
               show_default=True)
 @click.option("--per-channel/--per-tensor", default=None,
               help="Weight scales per output channel or one per tensor (default: per-channel "
-                   "for static, per-tensor for dynamic).")
+                   "for static and weight-only, per-tensor for dynamic).")
 @click.option("--calibrate", type=click.Choice(["minmax", "entropy", "percentile"]),
               default="minmax", show_default=True)
 @click.option("--device", default="host", show_default=True, metavar="PROFILE",
@@ -135,10 +138,10 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 @click.option("--auto-exclude", type=click.IntRange(min=0), default=0, show_default=True,
               metavar="N", help="When the accuracy guard refuses, keep the layer where the "
                                 "error jumps in float and retry, up to N layers.")
-@click.option("--min-weights", type=click.IntRange(min=0), default=1024, show_default=True,
-              metavar="N", help="dynamic: keep layers with fewer weights in float, as "
-                                "TFLite does; INT8 saves less there than its operators cost "
-                                "(0: quantize every layer).")
+@click.option("--min-weights", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Keep layers with fewer weights in float (0: none). dynamic: 1024, as "
+                   "TFLite does: INT8 saves less there than its operators cost; weight-only: "
+                   "128, where int8 saves what its two constant operators weigh.")
 @click.option("--float-thin-conv", type=click.IntRange(min=0), default=4, show_default=True,
               metavar="N", help="static: keep convolutions reading at most N channels (an "
                                 "image model's first) on images of at most 32x32 pixels out "
@@ -151,7 +154,7 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 def quantize(model: Path, method: str, dataset: str | None, calibration_size: int,
              per_channel: bool | None, calibrate: str, device: str, activation_type: str | None,
              reduce_range: bool | None, max_accuracy_drop: float, exclude: tuple[str, ...],
-             per_layer: bool, auto_exclude: int, min_weights: int, float_thin_conv: int,
+             per_layer: bool, auto_exclude: int, min_weights: int | None, float_thin_conv: int,
              out: Path | None, fmt: str) -> None:
     """Quantize MODEL to INT8 or FP16, evaluate both side by side, and write the result
     only if accuracy holds.
@@ -255,7 +258,7 @@ def evaluate(model: Path, dataset: str | None, batch_size: int, plot: Path | Non
                    "digits; waves for lstm/gru; sine for regressor.")
 @click.option("--device", default="host", show_default=True, metavar="PROFILE",
               help="Target device profile (see `edge-infer devices`): picks the recipe.")
-@click.option("-m", "--method", type=click.Choice(["auto", "dynamic", "static", "fp16"]),
+@click.option("-m", "--method", type=click.Choice(METHODS),
               default="auto", show_default=True, help="Quantization recipe.")
 @click.option("-e", "--epochs", type=click.IntRange(min=1), default=None,
               help="Most epochs (default: the architecture's; early stopping ends sooner).")

@@ -27,7 +27,8 @@ from edge_infer.runtime.errors import UsageError
 Log = Callable[[str], None]
 STAGES = ("train", "export", "quantize", "evaluate", "benchmark", "report")
 BATCH_SIZES = (1, 64)
-DISPLAY = {"static": "int8-static", "dynamic": "int8-dynamic", "fp16": "fp16"}
+DISPLAY = {"static": "int8-static", "dynamic": "int8-dynamic", "weight-only": "int8-weight-only",
+           "fp16": "fp16"}
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,9 @@ from .qdq import THIN_CONV_CHANNELS, thin_conv_layers
 from .quiet import dropped
 from .samples import Samples, count, dataset_for_input, feeds, named_arrays, rows
 from .sensitivity import LayerError, layer_errors, worst_jump
+from .weight_only import store_weights_int8, weights_to_store
 
-METHODS = ("auto", "dynamic", "static", "fp16")
+METHODS = ("auto", "dynamic", "static", "weight-only", "fp16")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 INT8_TYPES = ("uint8", "int8")
 Log = Callable[[str], None]
@@ -63,8 +64,11 @@ class UnloadableError(RefusedError):
 # dynamic-range quantization does (its converter's threshold is 1024 elements). On a small
 # layer the quantize operators cost more than INT8 saves: the lstm's 32x4 classifier became
 # six operators (DynamicQuantizeLinear, MatMulInteger, two Mul, Cast, Add) instead of one Gemm,
-# and the file grew by 578 bytes.
-SMALL_LAYER = 1024
+# and the file grew by 578 bytes. The weight-only recipe's operators run once, when the model
+# loads, so only the file decides there: below about 128 weights the Cast, the Mul and the
+# scale weigh what int8 saves (3 bytes a weight); no smaller threshold made a zoo file smaller
+# by 0.1% of float32.
+MIN_WEIGHTS = {"dynamic": 1024, "weight-only": 128}
 # Weight scales per output channel, by recipe, unless --per-channel/--per-tensor says. Static:
 # per channel, the usual choice for convolutions, whose filters differ in range (TensorRT's and
 # TFLite's INT8 weights are per channel). Dynamic: one scale per tensor, onnxruntime's own
@@ -76,7 +80,7 @@ SMALL_LAYER = 1024
 # within noise; an earlier sweep on an AVX2 machine leaned as slightly the other way), its files
 # were smaller (29.9% of float32 against 33.1% for waves) and it ran at 0.73x to 0.94x of float32
 # at batch 1 against 0.68x to 0.93x.
-PER_CHANNEL = {"static": True, "dynamic": False}
+PER_CHANNEL = {"static": True, "dynamic": False, "weight-only": True}
 # What onnxruntime's dynamic quantizer turns to INT8 (its IntegerOps registry: MatMul, Gemm,
 # Conv, LSTM, Attention, the embedding table a Gather reads, ...): op -> index of its weight.
 _DYNAMIC_WEIGHT = {"MatMul": 1, "Gemm": 1, "Conv": 1, "LSTM": 1, "Attention": 1, "Gather": 0,
@@ -119,7 +123,7 @@ class QuantizeConfig:
     exclude: tuple[str, ...] = ()  # layers (node-name prefixes) kept in float
     per_layer: bool = False  # report each layer's output error (sensitivity.py)
     auto_exclude: int = 0  # on a refusal, keep up to this many layers in float and retry
-    min_weights: int = SMALL_LAYER  # dynamic: layers with fewer weights stay float (0: none)
+    min_weights: int | None = None  # smaller layers stay float (0: none; None: MIN_WEIGHTS)
     # static: convolutions reading at most this many channels stay float32 (0: none), where
     # onnxruntime's INT8 convolution is several times slower (qdq.py)
     float_thin_conv: int = THIN_CONV_CHANNELS
@@ -141,7 +145,7 @@ class QuantizeConfig:
             raise UsageError(f"calibration size must be >= 1, found {self.calibration_size}")
         if self.auto_exclude < 0:
             raise UsageError(f"auto-exclude must be >= 0 layers, found {self.auto_exclude}")
-        if self.min_weights < 0:
+        if self.min_weights is not None and self.min_weights < 0:
             raise UsageError(f"min weights must be >= 0, found {self.min_weights}")
         if self.float_thin_conv < 0:
             raise UsageError(f"float thin conv must be >= 0 channels, found "
@@ -205,8 +209,9 @@ def _quant_type(q: Any, name: str) -> Any:
 
 
 @register("dynamic", "INT8 weights, activations quantized at run time", "int8",
-          "try --per-channel, --method static (convolutional models), --exclude LAYER for "
-          "the most sensitive layers, or --method fp16")
+          "try --method weight-only (activations stay float), --per-channel, --method "
+          "static (convolutional models), --exclude LAYER for the most sensitive layers, or "
+          "--method fp16")
 def _dynamic(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
     import logging
 
@@ -262,7 +267,7 @@ def calibration_reader(model: Path, samples: Samples) -> Any:
 @register("static", "QDQ INT8, per-channel weights, calibrated activations, float head", "int8",
           "try --reduce-range, --calibrate entropy or percentile, more --calibration-size, "
           "--per-tensor, --exclude LAYER for the most sensitive layers (often the first or "
-          "the last), or --method fp16")
+          "the last), --method weight-only (activations stay float), or --method fp16")
 def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
     import onnx
     from onnxruntime import quantization as q
@@ -292,6 +297,18 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
                + channels_last_handover(model))
     if changed:
         onnx.save(model, str(dst))
+
+
+@register("weight-only", "INT8 weights dequantized when the model loads, float32 compute",
+          "int8", "keep float32, --exclude LAYER for the most sensitive layers, or --method fp16")
+def _weight_only(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
+    import onnx
+
+    proto = onnx.load(str(src))
+    store_weights_int8(proto, per_channel=bool(config.per_channel),
+                       min_weights=config.min_weights,
+                       exclude=excluded_nodes(proto, config.exclude))
+    onnx.save(proto, str(dst))
 
 
 @register("fp16", "float16 weights and compute, float32 inputs and outputs", "fp16",
@@ -328,9 +345,11 @@ def resolve(config: QuantizeConfig) -> QuantizeConfig:
     reduce_range = plan.reduce_range if config.reduce_range is None else config.reduce_range
     per_channel = PER_CHANNEL.get(method, True) if config.per_channel is None \
         else config.per_channel
+    min_weights = MIN_WEIGHTS.get(method, 0) if config.min_weights is None \
+        else config.min_weights
     return replace(config, method=method, device=get(config.device).name,
                    activation_type=activation, reduce_range=reduce_range,
-                   per_channel=per_channel)
+                   per_channel=per_channel, min_weights=min_weights)
 
 
 # -- evaluation -------------------------------------------------------------------------------
@@ -540,7 +559,7 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     method = config.method
     recipe = RECIPES[method]
     out = Path(config.out) if config.out else src.with_name(f"{src.stem}.{recipe.suffix}.onnx")
-    if config.exclude or method in ("dynamic", "static"):  # unknown names: refused now
+    if config.exclude or method in ("dynamic", "static", "weight-only"):  # unknown names: refused
         import onnx
 
         proto = onnx.load(str(src), load_external_data=False)
@@ -555,7 +574,15 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
                 f"{config.float_thin_conv} channels on a small image, where onnxruntime's INT8 "
                 "kernel is several times slower (--float-thin-conv 0 quantizes it)")
             config = replace(config, exclude=config.exclude + tuple(thin))
-        small = small_layers(proto, config.min_weights) if method == "dynamic" else {}
+        small = small_layers(proto, config.min_weights) \
+            if method in ("dynamic", "weight-only") else {}
+        if method == "weight-only" and not weights_to_store(proto, config.min_weights, kept):
+            raise NothingQuantizedError(
+                f"weight-only INT8 has nothing to store in int8 in {src.name}: it stores the "
+                f"weights of MatMul, Gemm, Conv, ConvTranspose, LSTM, GRU and RNN layers and "
+                f"embedding tables with {config.min_weights} values or more, and this model has "
+                f"none (--min-weights 0 stores smaller ones); nothing was written; keep the "
+                f"float32 model")
         if method == "dynamic" and not set(_dynamic_weights(proto)) - set(small) - set(kept):
             # Nothing would change: the file would be float32 again, with a report.
             raise NothingQuantizedError(
@@ -564,13 +591,16 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
                 f"this model has none"
                 + (f" with {config.min_weights} weights or more (--min-weights 0 quantizes "
                    f"smaller ones)" if small else "")
-                + " (a GRU has no integer kernel); nothing was written; try --method fp16, "
-                  "or keep the float32 model")
+                + " (a GRU has no integer kernel); nothing was written; try --method "
+                  "weight-only (int8 storage, float32 compute) or fp16, or keep the float32 "
+                  "model")
         if small:
             from edge_infer.runtime.modelfile import layer_of
 
+            why = ("where INT8 saves less than its operators cost" if method == "dynamic" else
+                   "where int8 saves about what its two operators weigh in the file")
             log(f"keeping small layers in float (fewer than {config.min_weights} weights, "
-                f"where INT8 saves less than its operators cost): "
+                f"{why}): "
                 + ", ".join(f"{layer_of(n) or n} ({w})" for n, w in small.items()))
     calibration, x, y, task = load_data(src, config.dataset, config.calibration_size, log)
     types = (f", {config.activation_type} activations" if method == "static" else "") + \
@@ -683,7 +713,9 @@ def _settings(config: QuantizeConfig) -> dict[str, Any]:
     if config.method in ("static", "dynamic"):
         settings.update(per_channel=config.per_channel, reduce_range=config.reduce_range,
                         weight_type="int8")
-    if config.method == "dynamic":
+    if config.method == "weight-only":
+        settings.update(per_channel=config.per_channel, weight_type="int8")
+    if config.method in ("dynamic", "weight-only"):
         settings["min_weights"] = config.min_weights
     if config.method == "static":
         settings.update(activation_type=config.activation_type, calibrate=config.calibrate,

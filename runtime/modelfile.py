@@ -155,6 +155,21 @@ class ModelInfo:
             counts[onnx_type_name(init.data_type)] += init.size
         return dict(counts.most_common())
 
+    def _int8_stored(self) -> list[Initializer]:
+        """The scales of weights stored in int8 and dequantized when the model loads (``Mul``
+        of a ``Cast`` from an int8 initializer by a constant: edge-infer's weight-only recipe,
+        export/weight_only.py), one per weight."""
+        inits = {i.name: i for i in self.initializers}
+        casts = {n.outputs[0] for n in self.nodes if n.op_type == "Cast" and n.inputs
+                 and n.outputs and n.inputs[0] in inits and inits[n.inputs[0]].data_type == 3}
+        scales = []
+        for node in self.nodes:
+            if node.op_type == "Mul" and len(node.inputs) == 2 and node.inputs[0] in casts:
+                scale = inits.get(node.inputs[1])
+                if scale is not None:
+                    scales.append(scale)
+        return scales
+
     def quantization(self) -> dict[str, Any]:
         """How the model is quantized: format, weight/activation types, per-channel or not."""
         ops = {n.op_type for n in self.nodes}
@@ -166,7 +181,7 @@ class ModelInfo:
             result["format"] = "dynamic"
         elif "QuantizeLinear" in ops and "DequantizeLinear" in ops:
             result["format"] = "QDQ"
-        elif "DequantizeLinear" in ops or ops & _BLOCK_WEIGHT_OPS:
+        elif "DequantizeLinear" in ops or ops & _BLOCK_WEIGHT_OPS or self._int8_stored():
             result["format"] = "weight-only"
         else:
             float_bytes = {t: sum(i.nbytes for i in self.initializers if i.data_type == t)
@@ -195,6 +210,9 @@ class ModelInfo:
                 zp = inits.get(node.inputs[2])
                 if zp is not None:
                     activations.add(onnx_type_name(zp.data_type))
+        for scale in self._int8_stored():
+            weights.add("int8")
+            per_channel |= scale.size > 1
         if result["format"] == "dynamic":
             weights.update(onnx_type_name(i.data_type) for i in self.initializers
                            if i.data_type in (2, 3) and i.size > 1)

@@ -1,0 +1,129 @@
+"""Weight-only INT8: weights stored in int8, dequantized once when onnxruntime loads the model.
+
+Each large float weight becomes an int8 tensor and a float scale (symmetric, ``[-127, 127]``,
+one scale per output channel by default), read back through ``Cast -> Mul``. Both operators
+have only constant inputs, so onnxruntime's constant folding computes the float weight once
+when the session is created and the graph it runs is the float32 model's: the file has the
+size of INT8, the call the speed of float32, and only the weights are rounded (activations stay
+float, unlike the dynamic and static recipes). OpenVINO's ``compress_weights`` and TensorFlow
+Lite's float16 weights on CPU do the same thing.
+
+Why not ``DequantizeLinear``, the ONNX operator for it: onnxruntime never folds a
+``DequantizeLinear`` (its QDQ fusions need to see them) and runs it on every call: 17 us of an
+87 us call on the zoo's ``gan`` generator, whose ``ConvTranspose`` has no INT8 kernel in the
+CPU provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .simplify import consumers, remove_dead
+
+# op -> (input index of its weight, axis of the output channels in that weight); the axis is
+# None where it depends on an attribute (Gemm's transB) and is worked out below.
+WEIGHT_INPUTS: dict[str, tuple[int, int | None]] = {
+    "Conv": (1, 0),            # [out, in/group, kh, kw]
+    "ConvTranspose": (1, 1),   # [in, out/group, kh, kw]
+    "MatMul": (1, -1),         # [.., in, out]
+    "Gemm": (1, None),         # [in, out], or [out, in] with transB
+    "LSTM": (1, 1), "GRU": (1, 1), "RNN": (1, 1),  # W [dirs, gates*hidden, in]
+    "Gather": (0, 0),          # an embedding table [tokens, dim]: a scale per token
+}
+RECURRENCE_INPUT = {"LSTM": 2, "GRU": 2, "RNN": 2}  # R [dirs, gates*hidden, hidden], same axis
+QMAX = 127  # symmetric int8: -127..127, so a weight and its negation round alike
+# One scale per output channel unless the channels hold fewer weights than this: then the
+# scales (4 bytes each) would cost more than a quarter of the int8 weights they serve, as on an
+# LSTM reading one input value (a weight per channel).
+MIN_PER_CHANNEL = 16
+
+
+def weights_to_store(proto: Any, min_weights: int, exclude: Sequence[str]) -> dict[str, int | None]:
+    """Float32 initializers to store in int8 -> the axis of their output channels."""
+    from onnx import TensorProto
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    readers = consumers(proto.graph)
+    found: dict[str, int | None] = {}
+    for node in proto.graph.node:
+        if node.op_type not in WEIGHT_INPUTS or node.name in exclude:
+            continue
+        at, axis = WEIGHT_INPUTS[node.op_type]
+        if node.op_type == "Gemm":
+            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+            axis = 0 if trans_b else 1
+        indices = [at] + ([RECURRENCE_INPUT[node.op_type]]
+                          if node.op_type in RECURRENCE_INPUT else [])
+        for index in indices:
+            name = node.input[index] if len(node.input) > index else ""
+            init = inits.get(name)
+            if init is None or init.data_type != TensorProto.FLOAT:
+                continue
+            if int(np.prod(init.dims)) < max(min_weights, 1):
+                continue
+            if any(r.name in exclude for r in readers.get(name, [])):
+                continue  # a kept-in-float layer reads it too
+            found[name] = axis
+    return found
+
+
+def quantize_weight(values: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 of ``values`` and the float32 scale, one per slice along ``axis`` (shaped
+    to broadcast against ``values``) or one for the tensor with ``axis=None``."""
+    values = np.asarray(values, dtype=np.float32)
+    if axis is None:
+        peak = np.max(np.abs(values), keepdims=True)
+    else:
+        others = tuple(i for i in range(values.ndim) if i != axis % values.ndim)
+        peak = np.max(np.abs(values), axis=others, keepdims=True)
+    scale = np.where(peak > 0, peak / QMAX, 1.0).astype(np.float32)
+    q = np.clip(np.rint(values / scale), -QMAX, QMAX).astype(np.int8)
+    return q, scale
+
+
+def store_weights_int8(proto: Any, per_channel: bool = True, min_weights: int = 1024,
+                       exclude: Sequence[str] = ()) -> dict[str, int]:
+    """Replace every large float weight (see ``WEIGHT_INPUTS``; at least ``min_weights``
+    elements) with ``Mul(Cast(int8), scale)``, in place. Nodes named in ``exclude`` keep their
+    float weights. Returns the weights replaced and their element counts."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    chosen = weights_to_store(proto, min_weights, exclude)
+    inits = {i.name: i for i in graph.initializer}
+    nodes, replaced = [], {}
+    for name, axis in chosen.items():
+        values = numpy_helper.to_array(inits[name])
+        q, scale = quantize_weight(values, axis if per_channel else None)
+        if scale.size > 1 and values.size < MIN_PER_CHANNEL * scale.size:
+            q, scale = quantize_weight(values, None)
+        graph.initializer.remove(inits[name])
+        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
+                                  numpy_helper.from_array(scale, f"{name}_scale")])
+        nodes += [helper.make_node("Cast", [f"{name}_int8"], [f"{name}_float"],
+                                   name=f"{name}_cast", to=TensorProto.FLOAT),
+                  helper.make_node("Mul", [f"{name}_float", f"{name}_scale"], [name],
+                                   name=f"{name}_scaled")]
+        replaced[name] = int(values.size)
+    if nodes:
+        # the constants first, so the graph stays in topological order
+        rest = list(graph.node)
+        del graph.node[:]
+        graph.node.extend(nodes + rest)
+        remove_dead(proto)
+    return replaced
+
+
+def int8_weight_inputs(proto: Any) -> list[str]:
+    """The weights a model stores in int8 and dequantizes at load (``Cast`` of an int8
+    initializer to float, then ``Mul`` by a constant): what ``store_weights_int8`` wrote."""
+    from onnx import TensorProto
+
+    int8 = {i.name for i in proto.graph.initializer if i.data_type == TensorProto.INT8}
+    casts = {n.output[0]: n for n in proto.graph.node
+             if n.op_type == "Cast" and n.input and n.input[0] in int8}
+    return [n.output[0] for n in proto.graph.node
+            if n.op_type == "Mul" and any(i in casts for i in n.input)]
