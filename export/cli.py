@@ -110,8 +110,8 @@ def quantize_table(r) -> str:  # noqa: ANN001 - a QuantizeResult
 @click.option("-m", "--method", type=click.Choice(METHODS),
               default="auto", show_default=True,
               help="auto: the device's recipe: static INT8 (CPUs) or fp16 (GPUs) for "
-                   "convolutional models, dynamic INT8 otherwise. weight-only: INT8 weights "
-                   "dequantized when the model loads, float32 speed.")
+                   "convolutional models, weight-only INT8 (CPUs) otherwise. weight-only: "
+                   "int8 weights dequantized when the model loads, float32 compute.")
 @click.option("-d", "--dataset", default=None, metavar="SPEC",
               help="Calibration and evaluation data (default: the run's dataset); for a "
                    "model with several inputs an .npz with one array per input, and y.")

@@ -1,15 +1,18 @@
 """INT8 and FP16 quantization with a measured accuracy report and an accuracy guard.
 
 Recipes are typed configurations in a registry: ``dynamic`` (INT8 weights, activations quantized
-at run time: LSTM/GRU/dense models), ``static`` (QDQ INT8, per-channel weights, activations
-calibrated on training samples after onnxruntime's ``quant_pre_process``), ``fp16`` (half
-precision weights and compute, float32 inputs and outputs kept).
+at run time by onnxruntime's integer kernels), ``static`` (QDQ INT8, per-channel weights,
+activations calibrated on training samples after onnxruntime's ``quant_pre_process``),
+``weight-only`` (int8 weights dequantized once when the model loads, float32 compute:
+:mod:`.weight_only`), ``fp16`` (half precision weights and compute, float32 inputs and outputs
+kept).
 
 The target device profile (``edge_infer.devices``; default: the machine quantizing) decides the
 INT8 types (U8S8 on x86, with ``reduce_range`` where there is no VNNI; S8S8 on arm64) and what
 ``auto`` picks: the profile's recipe for convolutional models (static INT8 on CPUs, fp16 on
-Jetson/CUDA) and for the rest (dynamic INT8 on CPUs). ``auto`` never picks dynamic for
-convolutions, whose ``ConvInteger`` kernels are several times slower than float32 on CPU.
+Jetson/CUDA) and for the rest (weight-only INT8 on CPUs, fp16 on Jetson/CUDA). ``auto`` never
+picks dynamic: its ``ConvInteger`` kernels are several times slower than float32 on CPU, and on
+the zoo's dense and recurrent models it was slower than float32 too.
 
 Every quantization evaluates the original and the quantized model on the same held-out samples
 and refuses (writing nothing) when the accuracy drops by more than ``max_accuracy_drop`` points.
@@ -325,13 +328,25 @@ def _fp16(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray)
 
 def choose_method(model: Path, device: str = "host") -> str:
     """``auto``: the device profile's recipe for convolutional models (static INT8 on CPUs)
-    or for the rest (dynamic INT8 on CPUs)."""
+    or for the rest (weight-only INT8 on CPUs). A model whose convolutions are mostly
+    transposed (a generator, a decoder) counts as the rest: onnxruntime's CPU provider has no
+    INT8 ``ConvTranspose``, so static INT8 would dequantize those weights on every call (the
+    zoo's gan ran at 0.51x-0.62x of float32 at batch 1, ``benchmarks/weight_only.py``)."""
     from edge_infer.devices.profiles import get
     from edge_infer.runtime.modelfile import read_model_info
 
-    ops = read_model_info(model).op_counts()
-    convolutional = any(op in ops for op in ("Conv", "ConvTranspose"))
-    return get(device).quantization.method_for(convolutional)
+    return get(device).quantization.method_for(convolutional(read_model_info(model)))
+
+
+def convolutional(info: Any) -> bool:
+    """Whether a model's convolution weights are mostly in ``Conv`` (rather than
+    ``ConvTranspose``) layers; False without convolutions."""
+    sizes = {i.name: i.size for i in info.initializers}
+    weights = {"Conv": 0, "ConvTranspose": 0}
+    for node in info.nodes:
+        if node.op_type in weights and len(node.inputs) > 1:
+            weights[node.op_type] += sizes.get(node.inputs[1], 1)
+    return weights["Conv"] > weights["ConvTranspose"]
 
 
 def resolve(config: QuantizeConfig) -> QuantizeConfig:

@@ -111,7 +111,8 @@ def info_table(d: dict[str, Any]) -> str:
 @debug_option
 def info(model_path: str, fmt: str) -> None:
     """Show what MODEL holds: inputs, outputs, opsets, producer, size, parameters,
-    metadata, quantization (QDQ, QOperator, dynamic, FP16), operator counts and layers."""
+    metadata, quantization (QDQ, QOperator, dynamic, weight-only, FP16), operator counts and
+    layers."""
     from ..modelfile import read_model_info
 
     d = info_dict(read_model_info(model_path))

@@ -15,6 +15,7 @@ from edge_infer.export.pipeline import PipelineConfig, pipeline  # noqa: E402
 from edge_infer.export.quantize import AccuracyGuardError  # noqa: E402
 from edge_infer.runtime.cli import cli  # noqa: E402
 from edge_infer.runtime.errors import UnknownNameError, UsageError  # noqa: E402
+from edge_infer.runtime.modelfile import read_model_info  # noqa: E402
 
 
 def _config(out: Path, **kw) -> PipelineConfig:
@@ -196,7 +197,8 @@ def test_a_quantized_model_larger_than_float32_is_not_the_result(tmp_path, monke
     """onnxruntime has no integer GRU: dynamic INT8 of the zoo's GRU can only quantize its
     small dense head, which adds scales and quantize operators, so the file grows (101%):
     float32 is the model to run. By default that head is too small to quantize
-    (``--min-weights``), and the recipe is refused for quantizing nothing."""
+    (``--min-weights``), and the recipe is refused for quantizing nothing. ``auto`` picks
+    weight-only INT8 for it, which stores the GRU's weights in int8."""
     import functools
 
     from edge_infer.export import quantize as qmod
@@ -205,9 +207,9 @@ def test_a_quantized_model_larger_than_float32_is_not_the_result(tmp_path, monke
     with monkeypatch.context() as patch:
         patch.setattr(qmod, "QuantizeConfig", functools.partial(qmod.QuantizeConfig,
                                                                 min_weights=0))
-        result = pipeline(PipelineConfig("gru", epochs=1, bench_runs=3, verbose=0,
-                                         out=tmp_path / "run", max_accuracy_drop=100),
-                          log=lines.append)
+        result = pipeline(PipelineConfig("gru", method="dynamic", epochs=1, bench_runs=3,
+                                         verbose=0, out=tmp_path / "run",
+                                         max_accuracy_drop=100), log=lines.append)
     report = json.loads((result.path / "report.json").read_text())
     sizes = {r["name"]: r["size_bytes"] for r in report["summary"]}
     assert sizes["int8-dynamic"] >= sizes["float32"]
@@ -230,11 +232,18 @@ def test_a_quantized_model_larger_than_float32_is_not_the_result(tmp_path, monke
     assert "dynamic INT8 has nothing to quantize in model.onnx" in run.output
     assert "a GRU has no integer kernel" in run.output and "--min-weights 0" in run.output
     assert not (tmp_path / "none.onnx").exists()
-    result = pipeline(PipelineConfig("gru", epochs=1, bench_runs=3, verbose=0,
-                                     out=tmp_path / "default"), log=lines.append)
+    result = pipeline(PipelineConfig("gru", method="dynamic", epochs=1, bench_runs=3,
+                                     verbose=0, out=tmp_path / "dynamic"), log=lines.append)
     assert result.best.name == "model.onnx" and not (result.path / "model.int8.onnx").exists()
     assert "Quantization was refused, so `model.onnx` is the result: dynamic INT8 has " \
         "nothing to quantize" in (result.path / "report.md").read_text()
+    result = pipeline(PipelineConfig("gru", epochs=1, bench_runs=3, verbose=0,
+                                     out=tmp_path / "default"), log=lines.append)
+    report = json.loads((result.path / "report.json").read_text())
+    sizes = {r["name"]: r["size_bytes"] for r in report["summary"]}
+    assert result.best.name == "model.int8.onnx", report
+    assert sizes["int8-weight-only"] < 0.5 * sizes["float32"]
+    assert read_model_info(result.best).quantization()["format"] == "weight-only"
 
 
 def test_a_failing_stage_leaves_nothing(tmp_path, monkeypatch):

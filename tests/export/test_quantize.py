@@ -140,9 +140,9 @@ def test_weight_scales_are_per_tensor_for_dynamic_and_per_channel_for_static(exp
                                        per_channel=False)).per_channel is False
 
 
-def test_auto_picks_static_for_convolutions_and_dynamic_otherwise(exported):
+def test_auto_picks_static_for_convolutions_and_weight_only_otherwise(exported):
     assert choose_method(exported["cnn"]) == "static"
-    assert choose_method(exported["lstm"]) == "dynamic"
+    assert choose_method(exported["lstm"]) == "weight-only"
 
 
 def test_accuracy_guard_refuses_and_writes_nothing(exported, tmp_path, monkeypatch):
@@ -211,7 +211,8 @@ def test_cli_table_and_json(exported, tmp_path):
 
 def test_device_profile_sets_the_types_and_what_auto_picks(exported, tmp_path):
     assert choose_method(exported["cnn"], "jetson-orin") == "fp16"
-    assert choose_method(exported["lstm"], "rpi5") == "dynamic"
+    assert choose_method(exported["lstm"], "rpi5") == "weight-only"
+    assert choose_method(exported["lstm"], "x86-cuda") == "fp16"
     assert choose_method(exported["cnn"], "rpi4") == "static"
     out = tmp_path / "rpi.onnx"
     result = quantize(QuantizeConfig(exported["cnn"], device="rpi5", out=out,

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from edge_infer.export.exporter import ExportConfig, export
-from edge_infer.export.quantize import NothingQuantizedError, QuantizeConfig, quantize
+from edge_infer.export.quantize import (NothingQuantizedError, QuantizeConfig, choose_method,
+                                        quantize)
 from edge_infer.export.weight_only import (int8_weight_inputs, quantize_weight,
                                            store_weights_int8)
 from edge_infer.runtime import Model
@@ -173,3 +174,45 @@ def test_nothing_to_store_is_refused(tmp_path):
     with pytest.raises(NothingQuantizedError, match="nothing to store in int8 in relu.onnx"):
         quantize(QuantizeConfig(path, method="weight-only", out=tmp_path / "q.onnx"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["relu.onnx"]
+
+
+def _convolutions(path, conv: int, transposed: int):
+    """A model with a Conv of ``conv`` output channels and a ConvTranspose of ``transposed``
+    (3x3 kernels on 4 channels; 0: none of that kind)."""
+    from onnx import helper as h
+
+    rng = np.random.default_rng(3)
+    nodes, inits, x = [], [], "x"
+    for op, channels in (("Conv", conv), ("ConvTranspose", transposed)):
+        if channels:
+            shape = (channels, 4, 3, 3) if op == "Conv" else (4, channels, 3, 3)
+            inits.append(numpy_helper.from_array(rng.normal(size=shape).astype(np.float32),
+                                                 f"{op}/w"))
+            nodes.append(h.make_node(op, [x, f"{op}/w"], [f"{op}/y"], name=f"{op}/op",
+                                     pads=[1, 1, 1, 1]))
+            x = f"{op}/y"
+            if op == "Conv":  # back to 4 channels for what follows
+                inits.append(numpy_helper.from_array(
+                    rng.normal(size=(4, channels, 1, 1)).astype(np.float32), "mix/w"))
+                nodes.append(h.make_node("Conv", [x, "mix/w"], ["mix/y"], name="mix/op"))
+                x = "mix/y"
+    nodes.append(h.make_node("Relu", [x], ["y"], name="out/Relu"))
+    graph = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                               ["N", 4, 8, 8])],
+                         [h.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_auto_treats_a_mostly_transposed_convolution_model_as_dense(tmp_path):
+    """Static INT8 where the convolutions are mostly Conv; weight-only where most of their
+    weights are in ConvTranspose (no INT8 kernel on CPU) or there is no convolution; fp16 on
+    a GPU profile either way."""
+    assert choose_method(_convolutions(tmp_path / "c.onnx", 16, 0), "x86-vnni") == "static"
+    generator = _convolutions(tmp_path / "t.onnx", 0, 16)
+    assert choose_method(generator, "x86-vnni") == "weight-only"
+    assert choose_method(generator, "rpi5") == "weight-only"
+    assert choose_method(generator, "jetson-orin") == "fp16"
+    # Conv 16x4x3x3 + 4x16 = 640 weights against ConvTranspose 4x8x3x3 = 288, and the reverse
+    assert choose_method(_convolutions(tmp_path / "m.onnx", 16, 8), "x86-vnni") == "static"
+    assert choose_method(_convolutions(tmp_path / "n.onnx", 2, 32), "x86-vnni") == "weight-only"
