@@ -8,9 +8,12 @@ batch 1 and 64, onnxruntime's default threads) and prints, per model: the metric
 agreement with float32, the largest output difference, file size, and speed against float32.
 
     python benchmarks/weight_only.py [--archs mlp,lstm,...] [--runs 1000] [--repeats 2] [--quick]
+    python benchmarks/weight_only.py --load [--layers 4 --width 2048]
 
 About 6 minutes for the whole zoo on two cores (the GAN's training is half of it). Needs the
-[train] extra.
+[train] extra. ``--load`` measures what the dequantization at load costs instead, on a
+generated MLP large enough to see it (16.8M weights by default): session creation time and the
+process's peak memory, float32 against weight-only, each in a fresh process.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import numpy as np  # noqa: E402
 from common import load_tensorflow  # noqa: E402
 
 ARCHS = ("mlp", "autoencoder", "regressor", "lstm", "gru", "gan", "cnn", "cifar_cnn",
@@ -95,6 +99,42 @@ def one_arch(arch: str, root: Path, epochs: int | None, runs: int,
     return rows
 
 
+def load_cost(layers: int, width: int, runs: int) -> None:
+    """Session creation and peak memory of a large generated MLP, float32 and weight-only."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge_infer.export.weight_only import store_weights_int8
+    from edge_infer.runtime.bench import BenchConfig, benchmark_subprocess
+
+    rng = np.random.default_rng(0)
+    nodes, inits, x = [], [], "x"
+    for i in range(layers):
+        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"dense_{i}/kernel"))
+        nodes += [helper.make_node("MatMul", [x, f"dense_{i}/kernel"], [f"dense_{i}/MatMul"],
+                                   name=f"dense_{i}/MatMul"),
+                  helper.make_node("Relu", [f"dense_{i}/MatMul"], [f"dense_{i}/Relu"],
+                                   name=f"dense_{i}/Relu")]
+        x = f"dense_{i}/Relu"
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["batch", width])], [helper.make_tensor_value_info(
+            x, TensorProto.FLOAT, ["batch", width])], inits)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / "float32.onnx", Path(tmp) / "weight-only.onnx"]
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        onnx.save(proto, str(paths[0]))
+        store_weights_int8(proto)
+        onnx.save(proto, str(paths[1]))
+        print(f"MLP {layers} x {width}x{width} ({layers * width * width / 1e6:.1f}M weights), "
+              f"each file in its own process, batch 1, {runs} runs:")
+        for path in paths:
+            [r] = benchmark_subprocess([path], BenchConfig((1,), runs=runs))
+            print(f"  {path.stem:<12} file {path.stat().st_size / 2**20:7.2f} MiB  session "
+                  f"{r['session_seconds'] * 1e3:6.0f} ms  peak memory {r['peak_rss_mib']:6.0f} "
+                  f"MiB  batch 1 p50 {r['batches'][0]['latency_ms']['p50']:.3f} ms")
+
+
 def _span(pair: tuple[float, float]) -> str:
     low, high = pair
     return f"{low:.2f}x" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}x"
@@ -108,10 +148,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1000, help="timed calls per batch size")
     parser.add_argument("--repeats", type=int, default=2,
                         help="bench processes per model; speeds print as the range")
+    parser.add_argument("--load", action="store_true",
+                        help="measure the load cost on a generated MLP instead")
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--width", type=int, default=2048)
     parser.add_argument("--quick", action="store_true",
                         help="mlp only, one epoch, 20 runs, one repeat: checks it works")
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.load:
+        load_cost(args.layers, args.width, min(args.runs, 200))
+        return 0
     load_tensorflow()
     archs = ["mlp"] if args.quick else args.archs.split(",")
     epochs, runs, repeats = (1, 20, 1) if args.quick else (args.epochs, args.runs, args.repeats)

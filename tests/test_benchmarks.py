@@ -145,3 +145,24 @@ def test_weight_scales_compares_both_scales_on_a_trained_lstm():
     sizes = [float(word[:-1]) for word in row.split() if word.endswith("%")]
     assert len(sizes) == 4 and sizes[3] < sizes[1], row  # agree, size, agree, size
     assert "over 1 quantizations" in done.stdout and "file smaller 1" in done.stdout
+
+
+def test_weight_only_compares_the_recipes_and_measures_the_load_cost():
+    """The quick form trains one mlp and prints a row per recipe that applies (dynamic and
+    weight-only; static only for convolutional models), the weight-only file the smaller; the
+    load form prints both files of a generated MLP, the weight-only one a quarter the size."""
+    script = str(ROOT / "benchmarks" / "weight_only.py")
+    done = subprocess.run([sys.executable, script, "--quick"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {ln.split()[1]: ln for ln in done.stdout.splitlines() if ln.startswith("mlp ")}
+    assert set(rows) == {"dynamic", "weight-only"}, done.stdout
+    sizes = {k: float([w for w in row.split() if w.endswith("%")][-1][:-1])  # agree, size
+             for k, row in rows.items()}
+    assert sizes["weight-only"] < sizes["dynamic"]
+    done = subprocess.run([sys.executable, script, "--load", "--layers", "2", "--width", "512",
+                           "--runs", "20"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = {ln.split()[0]: float(ln.split()[2]) for ln in done.stdout.splitlines()
+             if ln.startswith("  ")}
+    assert files["weight-only"] == pytest.approx(files["float32"] / 4, rel=0.05), done.stdout

@@ -152,7 +152,11 @@ def test_a_generator_keeps_its_transposed_convolutions_float_at_run_time(exporte
     the graph onnxruntime runs has no DequantizeLinear: static INT8 left one per weight there,
     run on every call, as the CPU provider has no INT8 ConvTranspose."""
     out = tmp_path / "gan.w.onnx"
-    quantize(QuantizeConfig(exported["gan"], method="weight-only", out=out))
+    lines: list[str] = []
+    result = quantize(QuantizeConfig(exported["gan"], out=out), log=lines.append)
+    assert result.method == "weight-only"  # auto, and the log says why
+    assert any(line.startswith("auto picks weight-only, not static: most of its convolution "
+                               "weights are in ConvTranspose") for line in lines), lines
     proto = onnx.load(str(out))
     stored = int8_weight_inputs(proto)
     assert sum("conv2d_transpose" in name for name in stored) == 2, stored
@@ -204,15 +208,25 @@ def _convolutions(path, conv: int, transposed: int):
     return path
 
 
-def test_auto_treats_a_mostly_transposed_convolution_model_as_dense(tmp_path):
-    """Static INT8 where the convolutions are mostly Conv; weight-only where most of their
-    weights are in ConvTranspose (no INT8 kernel on CPU) or there is no convolution; fp16 on
-    a GPU profile either way."""
-    assert choose_method(_convolutions(tmp_path / "c.onnx", 16, 0), "x86-vnni") == "static"
-    generator = _convolutions(tmp_path / "t.onnx", 0, 16)
+def test_auto_picks_static_only_for_large_convolutions_that_are_not_transposed(tmp_path):
+    """Static INT8 where the convolutions are mostly Conv and one has at least
+    MIN_STATIC_CONV_WEIGHTS; weight-only where most convolution weights are in ConvTranspose
+    (no INT8 kernel on CPU), where every Conv is small, or without convolutions; fp16 on a GPU
+    profile either way. ``auto_reason`` says why a model with convolutions gets weight-only."""
+    from edge_infer.export.quantize import MIN_STATIC_CONV_WEIGHTS, auto_reason
+
+    assert 36 * 128 >= MIN_STATIC_CONV_WEIGHTS > 36 * 16
+    large = _convolutions(tmp_path / "c.onnx", 128, 0)  # 128x4x3x3 = 4,608 weights
+    assert choose_method(large, "x86-vnni") == "static" and auto_reason(read_model_info(large)) \
+        is None
+    small = _convolutions(tmp_path / "s.onnx", 16, 0)  # 576 weights
+    assert choose_method(small, "x86-vnni") == "weight-only"
+    assert "its largest convolution has 576 weights" in auto_reason(read_model_info(small))
+    generator = _convolutions(tmp_path / "t.onnx", 0, 128)
     assert choose_method(generator, "x86-vnni") == "weight-only"
     assert choose_method(generator, "rpi5") == "weight-only"
     assert choose_method(generator, "jetson-orin") == "fp16"
-    # Conv 16x4x3x3 + 4x16 = 640 weights against ConvTranspose 4x8x3x3 = 288, and the reverse
-    assert choose_method(_convolutions(tmp_path / "m.onnx", 16, 8), "x86-vnni") == "static"
+    assert "ConvTranspose" in auto_reason(read_model_info(generator))
+    # Conv 4,608 + 512 weights against ConvTranspose 4x8x3x3 = 288, and the reverse
+    assert choose_method(_convolutions(tmp_path / "m.onnx", 128, 8), "x86-vnni") == "static"
     assert choose_method(_convolutions(tmp_path / "n.onnx", 2, 32), "x86-vnni") == "weight-only"
