@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .simplify import consumers, remove_dead
+from .simplify import consumers
 
 # op -> (input index of its weight, axis of the output channels in that weight); the axis is
 # None where it depends on an attribute (Gemm's transB) and is worked out below.
@@ -46,6 +46,7 @@ def weights_to_store(proto: Any, min_weights: int, exclude: Sequence[str]) -> di
     from onnx import TensorProto
 
     inits = {i.name: i for i in proto.graph.initializer}
+    inputs = {i.name for i in proto.graph.input}  # an initializer a caller may override
     readers = consumers(proto.graph)
     found: dict[str, int | None] = {}
     for node in proto.graph.node:
@@ -60,7 +61,7 @@ def weights_to_store(proto: Any, min_weights: int, exclude: Sequence[str]) -> di
         for index in indices:
             name = node.input[index] if len(node.input) > index else ""
             init = inits.get(name)
-            if init is None or init.data_type != TensorProto.FLOAT:
+            if init is None or init.data_type != TensorProto.FLOAT or name in inputs:
                 continue
             if int(np.prod(init.dims)) < max(min_weights, 1):
                 continue
@@ -94,36 +95,34 @@ def store_weights_int8(proto: Any, per_channel: bool = True, min_weights: int = 
     graph = proto.graph
     chosen = weights_to_store(proto, min_weights, exclude)
     inits = {i.name: i for i in graph.initializer}
+    taken = set(inits) | {t for n in graph.node for t in (*n.input, *n.output, n.name)}
+
+    def unique(name: str) -> str:
+        new, k = name, 1
+        while new in taken:
+            new, k = f"{name}_{k}", k + 1
+        taken.add(new)
+        return new
+
     nodes, replaced = [], {}
     for name, axis in chosen.items():
         values = numpy_helper.to_array(inits[name])
         q, scale = quantize_weight(values, axis if per_channel else None)
         if scale.size > 1 and values.size < MIN_PER_CHANNEL * scale.size:
             q, scale = quantize_weight(values, None)
+        stored, scaled, as_float = unique(f"{name}_int8"), unique(f"{name}_scale"), \
+            unique(f"{name}_float")
         graph.initializer.remove(inits[name])
-        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
-                                  numpy_helper.from_array(scale, f"{name}_scale")])
-        nodes += [helper.make_node("Cast", [f"{name}_int8"], [f"{name}_float"],
-                                   name=f"{name}_cast", to=TensorProto.FLOAT),
-                  helper.make_node("Mul", [f"{name}_float", f"{name}_scale"], [name],
-                                   name=f"{name}_scaled")]
+        graph.initializer.extend([numpy_helper.from_array(q, stored),
+                                  numpy_helper.from_array(scale, scaled)])
+        # The Mul writes the weight's own name, so the layers reading it are unchanged.
+        nodes += [helper.make_node("Cast", [stored], [as_float], name=unique(f"{name}_cast"),
+                                   to=TensorProto.FLOAT),
+                  helper.make_node("Mul", [as_float, scaled], [name],
+                                   name=unique(f"{name}_scaled"))]
         replaced[name] = int(values.size)
-    if nodes:
-        # the constants first, so the graph stays in topological order
+    if nodes:  # the constants first, so the graph stays in topological order
         rest = list(graph.node)
         del graph.node[:]
         graph.node.extend(nodes + rest)
-        remove_dead(proto)
     return replaced
-
-
-def int8_weight_inputs(proto: Any) -> list[str]:
-    """The weights a model stores in int8 and dequantizes at load (``Cast`` of an int8
-    initializer to float, then ``Mul`` by a constant): what ``store_weights_int8`` wrote."""
-    from onnx import TensorProto
-
-    int8 = {i.name for i in proto.graph.initializer if i.data_type == TensorProto.INT8}
-    casts = {n.output[0]: n for n in proto.graph.node
-             if n.op_type == "Cast" and n.input and n.input[0] in int8}
-    return [n.output[0] for n in proto.graph.node
-            if n.op_type == "Mul" and any(i in casts for i in n.input)]

@@ -155,20 +155,19 @@ class ModelInfo:
             counts[onnx_type_name(init.data_type)] += init.size
         return dict(counts.most_common())
 
-    def _int8_stored(self) -> list[Initializer]:
-        """The scales of weights stored in int8 and dequantized when the model loads (``Mul``
-        of a ``Cast`` from an int8 initializer by a constant: edge-infer's weight-only recipe,
-        export/weight_only.py), one per weight."""
+    def int8_stored_weights(self) -> dict[str, Initializer]:
+        """Weights stored in int8 and dequantized when the model loads (``Mul`` of a ``Cast``
+        from an int8 initializer by a constant: edge-infer's weight-only recipe,
+        export/weight_only.py): the weight's tensor name -> its scale."""
         inits = {i.name: i for i in self.initializers}
         casts = {n.outputs[0] for n in self.nodes if n.op_type == "Cast" and n.inputs
                  and n.outputs and n.inputs[0] in inits and inits[n.inputs[0]].data_type == 3}
-        scales = []
+        stored = {}
         for node in self.nodes:
-            if node.op_type == "Mul" and len(node.inputs) == 2 and node.inputs[0] in casts:
-                scale = inits.get(node.inputs[1])
-                if scale is not None:
-                    scales.append(scale)
-        return scales
+            if node.op_type == "Mul" and len(node.inputs) == 2 and node.inputs[0] in casts \
+                    and node.inputs[1] in inits and node.outputs:
+                stored[node.outputs[0]] = inits[node.inputs[1]]
+        return stored
 
     def quantization(self) -> dict[str, Any]:
         """How the model is quantized: format, weight/activation types, per-channel or not."""
@@ -181,7 +180,7 @@ class ModelInfo:
             result["format"] = "dynamic"
         elif "QuantizeLinear" in ops and "DequantizeLinear" in ops:
             result["format"] = "QDQ"
-        elif "DequantizeLinear" in ops or ops & _BLOCK_WEIGHT_OPS or self._int8_stored():
+        elif "DequantizeLinear" in ops or ops & _BLOCK_WEIGHT_OPS or self.int8_stored_weights():
             result["format"] = "weight-only"
         else:
             float_bytes = {t: sum(i.nbytes for i in self.initializers if i.data_type == t)
@@ -210,7 +209,7 @@ class ModelInfo:
                 zp = inits.get(node.inputs[2])
                 if zp is not None:
                     activations.add(onnx_type_name(zp.data_type))
-        for scale in self._int8_stored():
+        for scale in self.int8_stored_weights().values():
             weights.add("int8")
             per_channel |= scale.size > 1
         if result["format"] == "dynamic":

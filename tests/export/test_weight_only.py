@@ -11,8 +11,7 @@ from click.testing import CliRunner
 from edge_infer.export.exporter import ExportConfig, export
 from edge_infer.export.quantize import (NothingQuantizedError, QuantizeConfig, choose_method,
                                         quantize)
-from edge_infer.export.weight_only import (int8_weight_inputs, quantize_weight,
-                                           store_weights_int8)
+from edge_infer.export.weight_only import quantize_weight, store_weights_int8
 from edge_infer.runtime import Model
 from edge_infer.runtime.cli import cli
 from edge_infer.runtime.modelfile import read_model_info
@@ -95,8 +94,9 @@ def test_each_weight_is_stored_in_int8_and_folded_back_when_the_model_loads(op, 
     scale_shape = [1] * len(shape)
     scale_shape[axis] = shape[axis]
     assert list(inits["w_scale"].dims) == scale_shape
-    assert int8_weight_inputs(proto) == (["w", "r"] if op == "LSTM" else ["w"])
     got, ops = _run(proto, x, tmp_path, "int8")
+    stored = read_model_info(tmp_path / "int8.onnx").int8_stored_weights()
+    assert sorted(stored) == (["r", "w"] if op == "LSTM" else ["w"])
     assert ops == float_ops  # Cast and Mul folded away: no operator per call
     assert not np.array_equal(got, expected)  # the weights were rounded ...
     np.testing.assert_allclose(got, expected, atol=0.02 * np.abs(expected).max())  # ... finely
@@ -157,8 +157,7 @@ def test_a_generator_keeps_its_transposed_convolutions_float_at_run_time(exporte
     assert result.method == "weight-only"  # auto, and the log says why
     assert any(line.startswith("auto picks weight-only, not static: most of its convolution "
                                "weights are in ConvTranspose") for line in lines), lines
-    proto = onnx.load(str(out))
-    stored = int8_weight_inputs(proto)
+    stored = read_model_info(out).int8_stored_weights()
     assert sum("conv2d_transpose" in name for name in stored) == 2, stored
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "opt.onnx")
@@ -230,3 +229,17 @@ def test_auto_picks_static_only_for_large_convolutions_that_are_not_transposed(t
     # Conv 4,608 + 512 weights against ConvTranspose 4x8x3x3 = 288, and the reverse
     assert choose_method(_convolutions(tmp_path / "m.onnx", 128, 8), "x86-vnni") == "static"
     assert choose_method(_convolutions(tmp_path / "n.onnx", 2, 32), "x86-vnni") == "weight-only"
+
+
+def test_names_stay_unique_and_an_overridable_initializer_stays_float():
+    """A tensor already called ``w_int8`` gets company, not a twin; a weight that is also a
+    graph input (a default the caller may override, IR < 4 style) is left alone."""
+    proto, *_ = _graph("MatMul")
+    proto.graph.node.append(helper.make_node("Relu", ["y"], ["w_int8"], name="w_int8"))
+    store_weights_int8(proto, min_weights=0)
+    names = [i.name for i in proto.graph.initializer]
+    assert "w_int8_1" in names and "w_int8" not in names
+    assert len({n.name for n in proto.graph.node}) == len(proto.graph.node)
+    proto, *_ = _graph("MatMul")
+    proto.graph.input.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, [16, 8]))
+    assert store_weights_int8(proto, min_weights=0) == {}

@@ -185,6 +185,11 @@ def test_layer_comparison_orders_layers_and_finds_the_biggest_change():
     assert smaller.outside_change() is None
     other = [{"name": "Other", "op": "Abs", "us": 1.0}]
     assert LayerComparison.of([f32, other]).biggest_change() is None
+    # the same graph timed twice (a weight-only model): no change worth naming
+    same = [{**node, "us": node["us"] * 1.03} for node in f32]
+    assert LayerComparison.of([f32, same]).biggest_change() is None
+    same[1]["us"] = 25.0  # dense 20 -> 25 us: 20% is a change
+    assert LayerComparison.of([f32, same]).biggest_change() == ("dense", 20.0, 25.0)
 
 
 def test_the_profilers_cost_is_estimated_from_the_timed_call():
