@@ -315,7 +315,7 @@ def _weight_only(src: Path, dst: Path, config: QuantizeConfig, calibration: np.n
 
 
 @register("fp16", "float16 weights and compute, float32 inputs and outputs", "fp16",
-          "keep float32, or try --method dynamic")
+          "keep float32, or try --method weight-only")
 def _fp16(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -343,7 +343,7 @@ def choose_method(model: Path, device: str = "host") -> str:
     from edge_infer.runtime.modelfile import read_model_info
 
     info = read_model_info(model)
-    convolutional = _has_convolutions(info) and auto_reason(info) is None
+    convolutional = _convolution_weights(info)[0] > 0 and auto_reason(info) is None
     return get(device).quantization.method_for(convolutional)
 
 
@@ -359,11 +359,6 @@ def _convolution_weights(info: Any) -> tuple[int, int, int]:
             else:
                 transposed += n
     return conv, transposed, largest
-
-
-def _has_convolutions(info: Any) -> bool:
-    conv, transposed, _ = _convolution_weights(info)
-    return conv + transposed > 0
 
 
 def auto_reason(info: Any) -> str | None:
