@@ -609,6 +609,7 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         _note_auto_choice(src, config, log)
     recipe = RECIPES[method]
     out = Path(config.out) if config.out else src.with_name(f"{src.stem}.{recipe.suffix}.onnx")
+    thin_nodes: list[str] = []
     if config.exclude or method in ("dynamic", "static", "weight-only"):  # unknown names: refused
         import onnx
 
@@ -622,8 +623,10 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
         if thin:
             log(f"keeping {', '.join(thin)} in float32: a convolution reading at most "
                 f"{config.float_thin_conv} channels on a small image, where onnxruntime's INT8 "
-                "kernel is several times slower (--float-thin-conv 0 quantizes it)")
+                "kernel is several times slower (--float-thin-conv 0 quantizes it); its "
+                "weights are stored in int8 and dequantized when the model loads")
             config = replace(config, exclude=config.exclude + tuple(thin))
+            thin_nodes = excluded_nodes(proto, thin)
         small = small_layers(proto, config.min_weights) \
             if method in ("dynamic", "weight-only") else {}
         if method == "weight-only" and not weights_to_store(proto, config.min_weights, kept):
@@ -666,6 +669,8 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
             config = replace(config, exclude=tuple(excluded))
             with dropped(QUANTIZER_NOISE):
                 recipe.apply(src, candidate, config, calibration)
+            if thin_nodes:
+                _store_weights_of(candidate, thin_nodes)
             _tidy_file(candidate)
             failure = _opening_failure(candidate)
             if failure:
@@ -784,6 +789,19 @@ def _settings(config: QuantizeConfig) -> dict[str, Any]:
                         calibration_size=config.calibration_size,
                         float_thin_conv=config.float_thin_conv)
     return settings
+
+
+def _store_weights_of(path: Path, nodes: Sequence[str]) -> None:
+    """Store the weights of ``nodes``, layers the static recipe keeps in float32 for speed, in
+    int8 all the same (``weight_only.py``): onnxruntime folds them back to float32 when the
+    model loads, so the graph it runs is unchanged. The digits cnn's first convolution: 654
+    bytes less, 34.5% -> 33.8% of float32."""
+    import onnx
+
+    model = onnx.load(str(path))
+    keep = [n.name for n in model.graph.node if n.name not in set(nodes)]
+    if store_weights_int8(model, min_weights=MIN_WEIGHTS["weight-only"], exclude=keep):
+        onnx.save(model, str(path))
 
 
 def _tidy_file(path: Path) -> None:
