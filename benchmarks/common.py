@@ -8,6 +8,7 @@ runnable in a child process that never does (its thread pools distort onnxruntim
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -78,10 +79,22 @@ def read_prepared(root: Path, name: str) -> dict[str, Any]:
 
 def load_tensorflow() -> None:
     """Import TensorFlow without the start-up lines absl prints before any log level applies
-    (what ``edge-infer train`` does); a no-op once it is loaded."""
+    (what ``edge-infer train`` does); a no-op once it is loaded.
+
+    Also drops TensorFlow's "triggered tf.function retracing" warning: a benchmark trains and
+    evaluates several models in one process, each with functions of its own, which is what
+    the warning counts (the CLI trains one model per process and never sees it)."""
     from edge_infer.train.tf_logging import quiet_tensorflow
 
     quiet_tensorflow(load=True)
+    tf_logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NotRetracing) for f in tf_logger.filters):
+        tf_logger.addFilter(_NotRetracing())
+
+
+class _NotRetracing(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 def train_run(arch: str, dataset: str, out: Path, epochs: int | None) -> Path:
