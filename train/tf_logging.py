@@ -11,9 +11,11 @@ from collections.abc import Iterator
 
 # What `import tensorflow` writes to stderr on every start, twice (two libraries, each with its
 # own absl), before TF_CPP_MIN_LOG_LEVEL can apply: absl's note about logging before it is
-# initialised, and the CUDA stub's INFO line that a machine without a GPU will use the CPU.
+# initialised, the CUDA stub's INFO line that a machine without a GPU will use the CPU, and, on
+# CPUs with AVX-512 (the VNNI Xeon), the INFO line that oneDNN's kernels are on and results may
+# differ in rounding (edge-infer's parity check measures that on the exported model).
 IMPORT_NOISE = (b"All log messages before absl::InitializeLog() is called are written to STDERR",
-                b"cudart_stub.cc:")
+                b"cudart_stub.cc:", b"oneDNN custom operations are on")
 
 
 def quiet_tensorflow(load: bool = False) -> None:
