@@ -389,7 +389,7 @@ def test_accuracy_change_reads_as_words():
     assert accuracy_change(0.0) == accuracy_change(-0.001) == "no change"
 
 
-@pytest.mark.parametrize("method", ["static", "dynamic", "fp16"])
+@pytest.mark.parametrize("method", ["static", "dynamic", "weight-only", "fp16"])
 def test_excluded_layers_stay_float(exported, tmp_path, method):
     """``--exclude LAYER`` keeps a Keras layer's operators in float32 (exported names are the
     Keras layers', export/names.py); the other layers are still quantized."""
@@ -409,7 +409,8 @@ def test_excluded_layers_stay_float(exported, tmp_path, method):
     assert inits[f"{layer}/kernel"] == onnx.TensorProto.FLOAT
     reader = next(n for n in graph.node if f"{layer}/kernel" in n.input)
     assert reader.op_type in ("Conv", "Gemm", "MatMul")
-    # Another layer is quantized (dynamic INT8 and fp16 rename nothing: compare types).
+    # Another layer is quantized (compare types: dynamic INT8 and fp16 rename nothing, and
+    # weight-only's int8 tensor is NAME_int8).
     quantized = [name for name, t in inits.items() if name.startswith(f"{other}/")
                  and t != onnx.TensorProto.FLOAT]
     assert quantized, inits
