@@ -36,9 +36,10 @@ class QuantizationPlan:
     """The recipe a target wants: one for convolutional models, one for the rest.
 
     On CPUs the rest get weight-only INT8 (int8 weights, float32 compute): on the zoo's dense
-    and recurrent models dynamic INT8 ran at 0.70x to 0.79x of float32's speed at batch 1 on a
-    VNNI Xeon (slower still on an AVX2 EPYC), could not quantize a GRU, and its files were no
-    smaller; weight-only runs the float32 graph once loaded (``benchmarks/weight_only.py``)."""
+    and recurrent models dynamic INT8 ran at 0.61x to 0.79x of float32's speed at batch 1 on a
+    VNNI Xeon, could not quantize a GRU, and its files were smaller only on the lstm (29.9%
+    against 31.8%); weight-only runs the float32 graph once loaded
+    (``benchmarks/weight_only.py``)."""
 
     conv_method: str = "static"
     dense_method: str = "weight-only"

@@ -161,7 +161,8 @@ class ModelInfo:
         export/weight_only.py): the weight's tensor name -> its scale."""
         inits = {i.name: i for i in self.initializers}
         casts = {n.outputs[0] for n in self.nodes if n.op_type == "Cast" and n.inputs
-                 and n.outputs and n.inputs[0] in inits and inits[n.inputs[0]].data_type == 3}
+                 and n.outputs and n.inputs[0] in inits
+                 and inits[n.inputs[0]].data_type == 3}  # INT8
         stored = {}
         for node in self.nodes:
             if node.op_type == "Mul" and len(node.inputs) == 2 and node.inputs[0] in casts \
@@ -173,6 +174,7 @@ class ModelInfo:
         """How the model is quantized: format, weight/activation types, per-channel or not."""
         ops = {n.op_type for n in self.nodes}
         inits = {i.name: i for i in self.initializers}
+        stored = self.int8_stored_weights()
         result: dict[str, Any] = {"format": "none"}
         if any(op.startswith("QLinear") for op in ops) or ops & _QOPERATOR_EXTRA:
             result["format"] = "QOperator"
@@ -180,7 +182,7 @@ class ModelInfo:
             result["format"] = "dynamic"
         elif "QuantizeLinear" in ops and "DequantizeLinear" in ops:
             result["format"] = "QDQ"
-        elif "DequantizeLinear" in ops or ops & _BLOCK_WEIGHT_OPS or self.int8_stored_weights():
+        elif "DequantizeLinear" in ops or ops & _BLOCK_WEIGHT_OPS or stored:
             result["format"] = "weight-only"
         else:
             float_bytes = {t: sum(i.nbytes for i in self.initializers if i.data_type == t)
@@ -209,7 +211,7 @@ class ModelInfo:
                 zp = inits.get(node.inputs[2])
                 if zp is not None:
                     activations.add(onnx_type_name(zp.data_type))
-        for scale in self.int8_stored_weights().values():
+        for scale in stored.values():
             weights.add("int8")
             per_channel |= scale.size > 1
         if result["format"] == "dynamic":
