@@ -776,10 +776,10 @@ def test_a_slower_quantized_model_gets_the_command_that_shows_where(capsys):
 
     from edge_infer.export.cli import _note_slower
 
-    def result(float_ms, int8_ms):
+    def result(float_ms, int8_ms, method="static"):
         return SimpleNamespace(original=SimpleNamespace(latency_ms=float_ms),
                                quantized=SimpleNamespace(latency_ms=int8_ms),
-                               path=Path("runs/x/model.int8.onnx"))
+                               path=Path("runs/x/model.int8.onnx"), method=method)
 
     _note_slower(Path("runs/x/model.onnx"), result(0.05, 0.0625))
     assert capsys.readouterr().err == (
@@ -789,6 +789,9 @@ def test_a_slower_quantized_model_gets_the_command_that_shows_where(capsys):
     for float_ms, int8_ms in ((0.05, 0.052), (0.05, 0.04)):  # within the noise, or faster
         _note_slower(Path("runs/x/model.onnx"), result(float_ms, int8_ms))
         assert capsys.readouterr().err == ""
+    # weight-only runs the float32 graph: the same 0.80x is noise there
+    _note_slower(Path("runs/x/model.onnx"), result(0.05, 0.0625, "weight-only"))
+    assert capsys.readouterr().err == ""
 
 
 def _convs_and_pools(depthwise_group: int = 32, side: int = 8, quantized_pool_relu=False):
