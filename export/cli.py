@@ -163,6 +163,7 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
     Examples:
       edge-infer quantize runs/cnn/model.onnx
       edge-infer quantize runs/lstm/model.onnx --method dynamic --format json
+      edge-infer quantize runs/gan/model.onnx --method weight-only
       edge-infer quantize runs/cnn/model.onnx --device rpi5
       edge-infer quantize runs/cnn/model.onnx --method static --exclude conv2d
     """
