@@ -40,6 +40,7 @@ from .qdq import THIN_CONV_CHANNELS, thin_conv_layers
 from .quiet import dropped
 from .samples import Samples, count, dataset_for_input, feeds, named_arrays, rows
 from .sensitivity import LayerError, layer_errors, worst_jump
+from .auto import auto_note, choose_method
 from .weight_only import store_weights_int8, weights_to_store
 
 METHODS = ("auto", "dynamic", "static", "weight-only", "fp16")
@@ -326,61 +327,6 @@ def _fp16(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray)
               str(dst))
 
 
-# Static INT8 pays where onnxruntime's QLinearConv has enough to do: it runs one GEMM per image,
-# and a convolution with few weights gives it a small one. On the zoo (benchmarks/weight_only.py)
-# the cnn, whose largest convolution has 18,432 weights, ran 1.5x faster than float32 at batch
-# 64 and the cifar_cnn (36,864) 1.5x-1.7x, but the conv_autoencoder (1,152) 0.80x with a file
-# 95% of float32's, where weight-only gave 54% at float32's speed. Where between 1,152 and
-# 18,432 the line lies was not measured.
-MIN_STATIC_CONV_WEIGHTS = 4096
-
-
-def choose_method(model: Path, device: str = "host") -> str:
-    """``auto``: the device profile's recipe for convolutional models (static INT8 on CPUs)
-    or for the rest (weight-only INT8 on CPUs); :func:`auto_reason` says when a model with
-    convolutions counts as the rest."""
-    from edge_infer.devices.profiles import get
-    from edge_infer.runtime.modelfile import read_model_info
-
-    info = read_model_info(model)
-    convolutional = _convolution_weights(info)[0] > 0 and auto_reason(info) is None
-    return get(device).quantization.method_for(convolutional)
-
-
-def _convolution_weights(info: Any) -> tuple[int, int, int]:
-    """Weights in ``Conv`` layers, in ``ConvTranspose`` layers, and in the largest ``Conv``."""
-    sizes = {i.name: i.size for i in info.initializers}
-    conv = transposed = largest = 0
-    for node in info.nodes:
-        if node.op_type in ("Conv", "ConvTranspose") and len(node.inputs) > 1:
-            n = sizes.get(node.inputs[1], 1)
-            if node.op_type == "Conv":
-                conv, largest = conv + n, max(largest, n)
-            else:
-                transposed += n
-    return conv, transposed, largest
-
-
-def auto_reason(info: Any) -> str | None:
-    """Why ``auto`` treats a model with convolutions as one without (None when it does not):
-    its convolutions are mostly transposed (a generator, a decoder), for which onnxruntime's
-    CPU provider has no INT8 kernel, so static INT8 would dequantize their weights on every
-    call (the zoo's gan ran at 0.55x-0.60x of float32 at batch 1); or they are too small for
-    INT8 kernels to pay (``MIN_STATIC_CONV_WEIGHTS``)."""
-    conv, transposed, largest = _convolution_weights(info)
-    if not conv + transposed:
-        return None
-    if transposed >= conv:
-        return ("most of its convolution weights are in ConvTranspose layers, which "
-                "onnxruntime's CPU provider runs in float32 (static INT8 would dequantize "
-                "them on every call)")
-    if largest < MIN_STATIC_CONV_WEIGHTS:
-        return (f"its largest convolution has {largest:,} weights, too few for onnxruntime's "
-                f"INT8 kernels to pay (static INT8 from {MIN_STATIC_CONV_WEIGHTS:,}; "
-                f"--method static forces it)")
-    return None
-
-
 def resolve(config: QuantizeConfig) -> QuantizeConfig:
     """The configuration with ``auto`` and the profile-dependent types made concrete."""
     from edge_infer.devices.profiles import get
@@ -605,8 +551,9 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
     auto = config.method == "auto"
     config = resolve(config)
     method = config.method
-    if auto:
-        _note_auto_choice(src, config, log)
+    note = auto_note(src, config.method, config.device) if auto else None
+    if note:
+        log(note)
     recipe = RECIPES[method]
     out = Path(config.out) if config.out else src.with_name(f"{src.stem}.{recipe.suffix}.onnx")
     thin_nodes: list[str] = []
@@ -745,18 +692,6 @@ def _ort_version() -> str:
     import onnxruntime as ort
 
     return ort.__version__
-
-
-def _note_auto_choice(src: Path, config: QuantizeConfig, log: Log) -> None:
-    """Say why ``auto`` did not pick the profile's recipe for convolutional models for a model
-    that has convolutions."""
-    from edge_infer.devices.profiles import get
-    from edge_infer.runtime.modelfile import read_model_info
-
-    conv_method = get(config.device).quantization.conv_method
-    why = auto_reason(read_model_info(src)) if config.method != conv_method else None
-    if why:
-        log(f"auto picks {config.method}, not {conv_method}: {why}")
 
 
 def _note_foreign_target(device: str, log: Log) -> None:

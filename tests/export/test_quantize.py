@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from edge_infer.export import quantize as qmod
 from edge_infer.export.exporter import ExportConfig, export
-from edge_infer.export.quantize import (AccuracyGuardError, QuantizeConfig, Recipe,
-                                        choose_method, quantize)
+from edge_infer.export.auto import choose_method
+from edge_infer.export.quantize import AccuracyGuardError, QuantizeConfig, Recipe, quantize
 from edge_infer.runtime import Model
 from edge_infer.runtime.cli import cli
 from edge_infer.runtime.modelfile import read_model_info
