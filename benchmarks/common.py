@@ -97,7 +97,7 @@ class _NotRetracing(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-def train_run(arch: str, dataset: str, out: Path, epochs: int | None) -> Path:
+def train_run(arch: str, dataset: str | None, out: Path, epochs: int | None) -> Path:
     load_tensorflow()
     from edge_infer.train.config import TrainConfig
     from edge_infer.train.trainer import train

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
-from common import load_tensorflow  # noqa: E402
+from common import load_tensorflow, train_run  # noqa: E402
 
 ARCHS = ("mlp", "autoencoder", "regressor", "lstm", "gru", "gan", "cnn", "cifar_cnn",
          "conv_autoencoder")
@@ -80,11 +80,8 @@ def timings(model: Path, files: dict[str, Path], runs: int) -> dict[str, dict[st
 def one_arch(arch: str, root: Path, epochs: int | None, runs: int,
              repeats: int) -> list[dict[str, Any]]:
     from edge_infer.export.exporter import ExportConfig, export
-    from edge_infer.train.config import TrainConfig
-    from edge_infer.train.trainer import train
 
-    run = train(TrainConfig(arch, None, epochs=epochs, seed=0, out=root / arch,
-                            verbose=0)).path
+    run = train_run(arch, None, root / arch, epochs)  # the embedded dataset, seed 0
     model = export(ExportConfig(run)).path
     files, rows = quantized_files(model, arch)
     timed = [timings(model, files, runs) for _ in range(repeats)]

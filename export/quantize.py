@@ -37,10 +37,10 @@ from edge_infer.runtime.errors import EdgeInferError, UnknownNameError, UsageErr
 from edge_infer.runtime.predictions import predicted_classes
 
 from .qdq import THIN_CONV_CHANNELS, thin_conv_layers
+from .auto import auto_note, choose_method
 from .quiet import dropped
 from .samples import Samples, count, dataset_for_input, feeds, named_arrays, rows
 from .sensitivity import LayerError, layer_errors, worst_jump
-from .auto import auto_note, choose_method
 from .weight_only import store_weights_int8, weights_to_store
 
 METHODS = ("auto", "dynamic", "static", "weight-only", "fp16")
@@ -616,9 +616,7 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
             config = replace(config, exclude=tuple(excluded))
             with dropped(QUANTIZER_NOISE):
                 recipe.apply(src, candidate, config, calibration)
-            if thin_nodes:
-                _store_weights_of(candidate, thin_nodes)
-            _tidy_file(candidate)
+            _tidy_file(candidate, int8_weights_of=thin_nodes)
             failure = _opening_failure(candidate)
             if failure:
                 raise UnloadableError(
@@ -726,27 +724,23 @@ def _settings(config: QuantizeConfig) -> dict[str, Any]:
     return settings
 
 
-def _store_weights_of(path: Path, nodes: Sequence[str]) -> None:
-    """Store the weights of ``nodes``, layers the static recipe keeps in float32 for speed, in
-    int8 all the same (``weight_only.py``): onnxruntime folds them back to float32 when the
-    model loads, so the graph it runs is unchanged. The digits cnn's first convolution: 654
-    bytes less, 34.5% -> 33.8% of float32."""
-    import onnx
-
-    model = onnx.load(str(path))
-    keep = [n.name for n in model.graph.node if n.name not in set(nodes)]
-    if store_weights_int8(model, min_weights=MIN_WEIGHTS["weight-only"], exclude=keep):
-        onnx.save(model, str(path))
-
-
-def _tidy_file(path: Path) -> None:
+def _tidy_file(path: Path, int8_weights_of: Sequence[str] = ()) -> None:
     """Remove what the quantizer leaves that nothing reads (``tidy.py``), before evaluation, so
-    the figures describe the file that is written."""
+    the figures describe the file that is written.
+
+    With ``int8_weights_of`` (layers the static recipe keeps in float32 for speed), their
+    weights are stored in int8 all the same (``weight_only.py``): onnxruntime folds them back
+    to float32 when the model loads, so the graph it runs is unchanged. The digits cnn's
+    first convolution: 654 bytes less, 34.5% -> 33.8% of float32."""
     import onnx
 
     from .tidy import tidy
 
     model = onnx.load(str(path))
+    if int8_weights_of:
+        chosen = set(int8_weights_of)
+        store_weights_int8(model, min_weights=MIN_WEIGHTS["weight-only"],
+                           exclude=[n.name for n in model.graph.node if n.name not in chosen])
     tidy(model)
     onnx.save(model, str(path))
 

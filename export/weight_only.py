@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .simplify import consumers
+from .simplify import consumers, initializers
 
 # op -> (input index of its weight, axis of the output channels in that weight); the axis is
 # None where it depends on an attribute (Gemm's transB) and is worked out below.
@@ -49,12 +49,13 @@ def weights_to_store(proto: Any, min_weights: int, exclude: Sequence[str]) -> di
     """Float32 initializers to store in int8 -> the axis of their output channels."""
     from onnx import TensorProto
 
-    inits = {i.name: i for i in proto.graph.initializer}
+    inits = initializers(proto.graph)
     inputs = {i.name for i in proto.graph.input}  # an initializer a caller may override
     readers = consumers(proto.graph)
+    excluded = set(exclude)
     found: dict[str, int | None] = {}
     for node in proto.graph.node:
-        if node.op_type not in WEIGHT_INPUTS or node.name in exclude:
+        if node.op_type not in WEIGHT_INPUTS or node.name in excluded:
             continue
         at, axis = WEIGHT_INPUTS[node.op_type]
         if node.op_type == "Gemm":
@@ -69,7 +70,7 @@ def weights_to_store(proto: Any, min_weights: int, exclude: Sequence[str]) -> di
                 continue
             if int(np.prod(init.dims)) < max(min_weights, 1):
                 continue
-            if any(r.name in exclude for r in readers.get(name, [])):
+            if any(r.name in excluded for r in readers.get(name, [])):
                 continue  # a kept-in-float layer reads it too
             found[name] = axis
     return found
@@ -98,7 +99,7 @@ def store_weights_int8(proto: Any, per_channel: bool = True, min_weights: int = 
 
     graph = proto.graph
     chosen = weights_to_store(proto, min_weights, exclude)
-    inits = {i.name: i for i in graph.initializer}
+    inits = initializers(graph)
     taken = set(inits) | {t for n in graph.node for t in (*n.input, *n.output, n.name)}
 
     def unique(name: str) -> str:

@@ -208,14 +208,15 @@ class LayerComparison:
     def outside_change(self, other: int = 1) -> tuple[float, float, tuple[str, ...]] | None:
         """When the time outside any layer (nodes onnxruntime or the converter added: a
         ``Transpose`` between layouts, say) changed more between the first model and model
-        ``other`` than any layer's did: (first's us, other's us, other's operator types
-        there). Else None: :meth:`biggest_change` tells the story."""
+        ``other`` than any layer's did, and by ``SAME_TIME`` or more: (first's us, other's
+        us, other's operator types there). Else None: :meth:`biggest_change` tells the
+        story."""
         first = self.times[0].get(NO_LAYER, 0.0)
         second = self.times[other].get(NO_LAYER, 0.0)
-        layer = self.biggest_change(other)
+        layer = self._largest_change(other)
         if layer is not None and abs(layer[2] - layer[1]) >= abs(second - first):
             return None
-        if second == first:
+        if abs(second - first) < SAME_TIME * max(first, second) or second == first:
             return None
         return first, second, self.outside_ops[other] if self.outside_ops else ()
 
@@ -224,13 +225,19 @@ class LayerComparison:
         (layer, first's us, other's us); None when they share no layer, or when no layer's
         time changed by ``SAME_TIME`` or more (a weight-only model runs the float32 graph, and
         "lost the most in lstm_1: 614.5 against 617.0 us" would only report noise)."""
+        change = self._largest_change(other)
+        if change is None:
+            return None
+        _, before, after = change
+        return None if abs(after - before) < SAME_TIME * max(before, after) else change
+
+    def _largest_change(self, other: int) -> tuple[str, float, float] | None:
+        """The shared layer whose time differs most, however little."""
         first, second = self.times[0], self.times[other]
         shared = [k for k in first if k in second and k != NO_LAYER]
         if not shared:
             return None
         layer = max(shared, key=lambda k: abs(second[k] - first[k]))
-        if abs(second[layer] - first[layer]) < SAME_TIME * max(first[layer], second[layer]):
-            return None
         return layer, first[layer], second[layer]
 
 

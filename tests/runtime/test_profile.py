@@ -188,6 +188,7 @@ def test_layer_comparison_orders_layers_and_finds_the_biggest_change():
     # the same graph timed twice (a weight-only model): no change worth naming
     same = [{**node, "us": node["us"] * 1.03} for node in f32]
     assert LayerComparison.of([f32, same]).biggest_change() is None
+    assert LayerComparison.of([f32, same]).outside_change() is None  # Reorder 5.0 -> 5.15 us
     same[1]["us"] = 25.0  # dense 20 -> 25 us: 20% is a change
     assert LayerComparison.of([f32, same]).biggest_change() == ("dense", 20.0, 25.0)
 
