@@ -276,8 +276,8 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
     import onnx
     from onnxruntime import quantization as q
 
-    from .qdq import (channels_last_handover, float_head, head_activations,
-                      pool_before_activation)
+    from .qdq import (channels_last_handover, drop_propagated_pairs, float_head,
+                      head_activations, pool_before_activation)
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
@@ -298,7 +298,7 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
                           nodes_to_exclude=heads + [n for n in excluded if n not in heads])
     model = onnx.load(str(dst))
     changed = ((float_head(model, heads) if heads else 0) + pool_before_activation(model)
-               + channels_last_handover(model))
+               + channels_last_handover(model) + drop_propagated_pairs(model))
     if changed:
         onnx.save(model, str(dst))
 

@@ -371,14 +371,19 @@ def test_tidy_removes_only_what_nothing_reads():
         return session.run(None, {"x": x})[0]
 
     before = run(proto)
-    assert tidy(proto) == {"value_info": 1, "opset_imports": 1, "bias_zero_points": 1}
+    proto.metadata_props.add(key="onnx.quant.pre_process", value="onnxruntime.quant")
+    proto.metadata_props.add(key="edge_infer.task", value="classification")
+    assert tidy(proto) == {"value_info": 1, "opset_imports": 1, "bias_zero_points": 1,
+                           "tool_props": 1, "names": 0}
     onnx.checker.check_model(proto)
     np.testing.assert_array_equal(run(proto), before)
     names = {i.name for i in proto.graph.initializer}
     assert "zero" not in names and {"nonzero", "wz"} <= names  # int8 and non-zero ones stay
     assert [len(n.input) for n in proto.graph.node if n.op_type == "DequantizeLinear"] == [2, 3, 3]
     assert [op.domain for op in proto.opset_import] == [""]
-    assert tidy(proto) == {"value_info": 0, "opset_imports": 0, "bias_zero_points": 0}
+    assert [p.key for p in proto.metadata_props] == ["edge_infer.task"]  # ours stay
+    assert tidy(proto) == {"value_info": 0, "opset_imports": 0, "bias_zero_points": 0,
+                           "tool_props": 0, "names": 0}
 
 
 def test_accuracy_change_reads_as_words():
