@@ -32,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edge_infer.runtime.atomic import atomic_open
+from edge_infer.runtime.compat import KEY_REQUIRES, Requirement, to_prop
 from edge_infer.runtime.dtypes import numpy_dtype
 from edge_infer.runtime.errors import EdgeInferError, UnknownNameError, UsageError
 from edge_infer.runtime.predictions import predicted_classes
@@ -655,7 +656,10 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
                 f"{recipe.alternatives}")
         assert original is not None
         original.latency_ms, quantized.latency_ms = batch1_latencies([src, candidate], x)
-        _write_metadata(src, candidate, result)
+        requires = runtime_requirements(candidate, method, float_first_conv=bool(thin_nodes))
+        for need in requires:
+            log(f"{out.name} needs {need.phrase()}")
+        _write_metadata(src, candidate, result, requires)
         with atomic_open(out, "wb") as fh, open(candidate, "rb") as src_fh:
             shutil.copyfileobj(src_fh, fh)
     return result
@@ -745,9 +749,29 @@ def _tidy_file(path: Path, int8_weights_of: Sequence[str] = ()) -> None:
     onnx.save(model, str(path))
 
 
-def _write_metadata(src: Path, dst: Path, result: QuantizeResult) -> None:
-    """The source's metadata (labels, preprocessing, provenance), what the quantizer kept, and
-    the report as ``edge_infer.quantization``: one load and one save of the quantized model.
+def runtime_requirements(path: Path, method: str,
+                         float_first_conv: bool = False) -> list[Requirement]:
+    """The onnxruntime releases the quantized file needs (``runtime/compat.py``): from its
+    operators, and for a static model whose thin first convolution stays float32, the release
+    from which onnxruntime keeps that convolution's pool in float (1.19: on 1.16-1.18 such
+    files ran at 0.2x-0.4x float32's speed at batch 64, ``benchmarks/ort_versions.py``; with
+    every convolution quantized, 1.18 and 1.19 ran the digits cnn alike)."""
+    from edge_infer.runtime.compat import SPEED, graph_requirements
+    from edge_infer.runtime.modelfile import read_model_info
+
+    found = graph_requirements(read_model_info(path))
+    if method == "static" and float_first_conv:
+        found.append(Requirement("1.19", SPEED, "a float32 first convolution before INT8 ran "
+                                 "at 0.2x-0.4x float32's speed at batch 64 on 1.16-1.18"))
+    return found
+
+
+def _write_metadata(src: Path, dst: Path, result: QuantizeResult,
+                    requires: Sequence[Requirement] = ()) -> None:
+    """The source's metadata (labels, preprocessing, provenance), what the quantizer kept, the
+    report as ``edge_infer.quantization`` (with the onnxruntime release that measured it) and
+    the releases the file needs as ``edge_infer.requires``: one load and one save of the
+    quantized model.
 
     The report states the size of the file it is written into: the size is settled by
     serialising until it no longer changes, padding the report's JSON with spaces when a
@@ -760,12 +784,15 @@ def _write_metadata(src: Path, dst: Path, result: QuantizeResult) -> None:
     model = onnx.load(str(dst))
     props = {p.key: p.value for p in source.metadata_props}
     props.update({p.key: p.value for p in model.metadata_props})
+    if requires:
+        props[KEY_REQUIRES] = to_prop(list(requires))
     size, pad = dst.stat().st_size, 0
     for _ in range(8):
         result.quantized.size_bytes = size
         report = result.report()
         report.pop("path")
         report.pop("layers", None)  # a diagnosis for the user, not something to ship
+        report["onnxruntime"] = _ort_version()
         props["edge_infer.quantization"] = json.dumps(report) + " " * pad
         set_metadata(model, props)
         data = model.SerializeToString()

@@ -9,14 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import (EdgeInferError, InputError, ModelFileError, ModelRunError,
-                     ProviderFallbackWarning, ProviderUnavailableError, UsageError)
+                     OlderRuntimeWarning, ProviderFallbackWarning, ProviderUnavailableError,
+                     UsageError)
 from .metadata import ImagePreprocess, ModelMetadata, OutputSpec, TextPreprocess
 
 __all__ = [
     "Model", "SessionConfig", "Prediction", "Signature", "TensorSpec",
     "ModelMetadata", "ImagePreprocess", "TextPreprocess", "OutputSpec",
     "EdgeInferError", "UsageError", "InputError", "ModelFileError", "ModelRunError",
-    "ProviderUnavailableError", "ProviderFallbackWarning",
+    "ProviderUnavailableError", "ProviderFallbackWarning", "OlderRuntimeWarning",
 ]
 
 _LAZY = {

@@ -92,5 +92,10 @@ class ModelRunError(EdgeInferError):
     """onnxruntime failed to create a session or to run the model."""
 
 
+class OlderRuntimeWarning(UserWarning):
+    """The model loads on the installed onnxruntime, but needs a later one for the speed it
+    was measured at (``compat.py``)."""
+
+
 class ProviderFallbackWarning(UserWarning):
     """A requested execution provider is not available; the model runs on another one."""

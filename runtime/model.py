@@ -132,6 +132,12 @@ class Model:
         self.signature = Signature.from_session(self.session)
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(props)
+        if "edge_infer.requires" in props:  # compat.KEY_REQUIRES, without importing it
+            from .compat import speed_warnings
+            from .errors import OlderRuntimeWarning
+
+            for line in speed_warnings(props, ort.__version__, self.name):
+                warnings.warn(line, OlderRuntimeWarning, stacklevel=2)
         self._output_names = list(self.signature.output_names)
         run = getattr(getattr(self.session, "_sess", None), "run", None)
         self._native = self.session._sess if callable(run) else None
@@ -163,9 +169,12 @@ class Model:
             # Tell a file that is not a model apart from a model onnxruntime cannot run.
             from .modelfile import read_model_info
 
-            read_model_info(self.location)  # raises ModelFileError for truncated/non-ONNX files
+            info = read_model_info(self.location)  # ModelFileError: truncated, not ONNX
+            from .compat import loading_hint
+
             raise ModelRunError(f"onnxruntime could not load {self.location}: "
-                                f"{_first_line(exc)}") from exc
+                                f"{_first_line(exc)}{loading_hint(info, ort.__version__)}"
+                                ) from exc
 
     def _check_providers(self, requested: list[str], strict: bool) -> None:
         """A provider the build has may still fail to start (no CUDA libraries, say)."""

@@ -166,3 +166,19 @@ def test_weight_only_compares_the_recipes_and_measures_the_load_cost():
     files = {ln.split()[0]: float(ln.split()[2]) for ln in done.stdout.splitlines()
              if ln.startswith("  ")}
     assert files["weight-only"] == pytest.approx(files["float32"] / 4, rel=0.05), done.stdout
+
+
+def test_ort_versions_quick_runs_every_recipe_and_checks_the_compaction():
+    """The quick form (this environment's onnxruntime only, no installs): a row per recipe
+    with a speed against float32, and the compaction passes found to change nothing that
+    onnxruntime runs (they would not be, if a dropped pair were one it does not put back)."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ort_versions.py"),
+                           "--quick"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {ln.split()[0]: ln.split()[1:] for ln in done.stdout.splitlines()
+            if ln.startswith("cnn.")}
+    assert set(rows) == {"cnn.static", "cnn.dynamic", "cnn.weight-only", "cnn.fp16"}, done.stdout
+    for cells in rows.values():
+        b1, b64 = cells[0].removesuffix("x").split("/")
+        assert float(b1) > 0 and float(b64) > 0
+    assert "same optimised graph and outputs: cnn.static yes, cnn.dynamic yes" in done.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -19,6 +20,8 @@ def _size(n: float) -> str:
 
 
 def info_dict(info: Any) -> dict[str, Any]:
+    from ..compat import requirements
+
     return {
         "path": info.path,
         "size_bytes": info.size_bytes,
@@ -35,6 +38,7 @@ def info_dict(info: Any) -> dict[str, Any]:
         "weight_types": info.weight_types(),
         "external_data": info.external_data,
         "quantization": info.quantization(),
+        "requires": [asdict(r) for r in requirements(info)],
         "nodes": len(info.nodes),
         "operators": info.op_counts(),
         "layers": [layer.to_dict() for layer in info.layers()],
@@ -71,6 +75,9 @@ def info_table(d: dict[str, Any]) -> str:
                        f"{': ' + weight_types if weight_types else ''})"
                        + (", external data" if d["external_data"] else "")),
         ("quantized", _quant_line(d["quantization"])),
+        *(("needs", f"onnxruntime >= {r['onnxruntime']} "
+                    f"{'to load' if r['purpose'] == 'loading' else 'for its speed'} ({r['why']})")
+          for r in d["requires"]),
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]

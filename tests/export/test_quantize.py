@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from edge_infer.export import quantize as qmod
 from edge_infer.export.exporter import ExportConfig, export
 from edge_infer.export.auto import choose_method
+from edge_infer.runtime.compat import Requirement, recorded
 from edge_infer.export.quantize import AccuracyGuardError, QuantizeConfig, Recipe, quantize
 from edge_infer.runtime import Model
 from edge_infer.runtime.cli import cli
@@ -921,12 +922,35 @@ def test_static_keeps_a_thin_first_convolution_in_float(exported, tmp_path):
     assert ops[:2] == ["Transpose", "Conv"] and not {"Cast", "Mul"} & set(ops), ops
     # handed over in NHWC: no Transpose on the uint8 side (70 us with two threads here)
     assert "Transpose" not in ops[first_q:], ops
+    # onnxruntime 1.16-1.18 ran such files at 0.2x-0.4x float32's speed: the file says so
+    [need] = recorded(read_model_info(out).metadata)
+    assert (need.onnxruntime, need.purpose) == ("1.19", "speed")
     all_int8 = tmp_path / "all.onnx"
     result = quantize(QuantizeConfig(exported["cnn"], method="static", out=all_int8,
                                      max_accuracy_drop=100, float_thin_conv=0))
     assert "exclude" not in result.settings
     inits = {i.name for i in onnx.load(str(all_int8)).graph.initializer}
-    assert "conv2d/kernel" not in inits  # quantized: conv2d/kernel_quantized
+    assert "conv2d/kernel" not in inits  # quantized: conv2d/kernel_int8
+    assert recorded(read_model_info(all_int8).metadata) == []  # 1.18 ran it as 1.19 did
+
+
+def test_dynamic_convolutions_record_the_onnxruntime_that_loads_them(exported, tmp_path):
+    """onnxruntime 1.16-1.23 have no ConvInteger for int8 weights (benchmarks/ort_versions.py):
+    the file records 1.24 and the quantizer says so; the report names the release that
+    measured it."""
+    import onnxruntime as ort
+
+    out = tmp_path / "dynamic.onnx"
+    lines: list[str] = []
+    quantize(QuantizeConfig(exported["cnn"], method="dynamic", out=out, max_accuracy_drop=100),
+             log=lines.append)
+    info = read_model_info(out)
+    assert recorded(info.metadata) == [Requirement("1.24", "loading",
+                                                   "ConvInteger with int8 weights")]
+    assert "dynamic.onnx needs onnxruntime >= 1.24 to load (ConvInteger with int8 weights)" \
+        in lines
+    report = json.loads(info.metadata["edge_infer.quantization"])
+    assert report["onnxruntime"] == ort.__version__
 
 
 def test_a_quantized_pool_is_handed_over_in_channels_last_with_the_same_outputs():

@@ -1,0 +1,133 @@
+"""Which onnxruntime release a model file needs, and saying so when the installed one is older.
+
+The runtime accepts onnxruntime 1.16 and later, and an edge device often has an older release
+than the workstation that quantized the model. ``python benchmarks/ort_versions.py`` runs every
+recipe's file of the zoo on onnxruntime 1.16.3 to 1.32.0 (2 cores of a Xeon with AVX-512 VNNI):
+
+- a dynamic INT8 model with convolutions (``ConvInteger`` with int8 weights, what onnxruntime's
+  quantizer writes): 1.16.3 to 1.23.2 refuse to load it ("Could not find an implementation for
+  ConvInteger(10)"); 1.24.4 and later run it.
+- static INT8 whose first convolution stays float32 (``export/qdq.py``: the thin convolution
+  and its pool handed over in NHWC): 1.16.3 to 1.18.1 run it at 0.2x to 0.4x float32's speed
+  at batch 64, since their optimiser moves the quantization above the float pool, which then
+  runs on uint8 in NCHW; 1.19.2 and later at 1.5x to 1.6x (``cnn``, ``cifar_cnn``,
+  ``conv_autoencoder``).
+- float32, weight-only, and dynamic INT8 without convolutions load and keep their speed on
+  every release tried.
+
+What a file needs is found when it is made: from its operators (:func:`graph_requirements`,
+which also serves files edge-infer did not make, when onnxruntime refuses one) and from what
+the recipe did (the quantizer adds those), and written as ``edge_infer.requires``. Loading
+checks it against the installed release: an unmet need to load adds the release to
+onnxruntime's refusal; an unmet need for speed is an ``OlderRuntimeWarning`` (``errors.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .modelfile import ModelInfo
+
+KEY_REQUIRES = "edge_infer.requires"
+LOADING, SPEED = "loading", "speed"
+_INT8 = 3  # TensorProto.INT8
+
+
+@dataclass(frozen=True)
+class Requirement:
+    onnxruntime: str  # the first release that meets it, "1.24"
+    purpose: str  # LOADING or SPEED
+    why: str
+
+    def phrase(self) -> str:
+        verb = "to load" if self.purpose == LOADING else "for its speed"
+        return f"onnxruntime >= {self.onnxruntime} {verb} ({self.why})"
+
+
+def release(version: str) -> tuple[int, ...]:
+    """``"1.17.3"`` -> ``(1, 17, 3)``; a suffix (``1.24.0.dev20250101``, ``1.20.1+cu12``) is
+    dropped with whatever does not start with digits."""
+    parts = []
+    for piece in version.split(".")[:3]:
+        match = re.match(r"\d+", piece)
+        if match is None:
+            break
+        parts.append(int(match.group()))
+    return tuple(parts)
+
+
+def graph_requirements(info: ModelInfo) -> list[Requirement]:
+    """What a model's operators need, whoever made it."""
+    inits = {i.name: i for i in info.initializers}
+    found = []
+    if any(n.op_type == "ConvInteger" and len(n.inputs) > 1 and n.inputs[1] in inits
+           and inits[n.inputs[1]].data_type == _INT8 for n in info.nodes):
+        found.append(Requirement("1.24", LOADING, "ConvInteger with int8 weights"))
+    return found
+
+
+def to_prop(requirements: list[Requirement]) -> str:
+    return json.dumps([asdict(r) for r in requirements])
+
+
+def recorded(props: Mapping[str, str]) -> list[Requirement]:
+    """The requirements a file records; a malformed entry is ignored (it only adds advice)."""
+    text = props.get(KEY_REQUIRES)
+    if not text:
+        return []
+    try:
+        return [Requirement(str(r["onnxruntime"]), str(r["purpose"]), str(r["why"]))
+                for r in json.loads(text)]
+    except (ValueError, TypeError, KeyError):
+        return []
+
+
+def unmet(requirements: list[Requirement], installed: str,
+          purpose: str | None = None) -> list[Requirement]:
+    have = release(installed)
+    return [r for r in requirements if have < release(r.onnxruntime)
+            and (purpose is None or r.purpose == purpose)]
+
+
+def requirements(info: ModelInfo) -> list[Requirement]:
+    """What a file records and what its operators need, each once."""
+    found = recorded(info.metadata)
+    return found + [r for r in graph_requirements(info) if r not in found]
+
+
+def loading_hint(info: ModelInfo, installed: str) -> str:
+    """Words to add to onnxruntime's refusal of a model: the release it needs, when that is
+    later than the installed one; else the release that made it, when later."""
+    missing = unmet(requirements(info), installed, LOADING)
+    if missing:
+        return (f"; it needs {missing[0].phrase()}, and this is onnxruntime {installed}: "
+                f"pip install -U onnxruntime")
+    made = _made_with(info.metadata)
+    if made and release(made) > release(installed):
+        return (f"; it was made with onnxruntime {made}, and this is {installed}: a later "
+                f"onnxruntime may run it (pip install -U onnxruntime)")
+    return ""
+
+
+def speed_warnings(props: Mapping[str, str], installed: str, name: str) -> list[str]:
+    """One line per need for speed that the installed release does not meet."""
+    return [f"{name} needs {r.phrase()}; this is onnxruntime {installed}, where it may run "
+            f"slower than its float32 model (pip install -U onnxruntime)"
+            for r in unmet(recorded(props), installed, SPEED)]
+
+
+def _made_with(props: Mapping[str, str]) -> str | None:
+    for key in ("edge_infer.quantization", "edge_infer.source"):
+        try:
+            record: Any = json.loads(props.get(key, ""))
+        except ValueError:
+            continue
+        version = record.get("onnxruntime") if isinstance(record, dict) else None
+        if isinstance(version, str):
+            return version
+    return None
