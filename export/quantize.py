@@ -491,6 +491,7 @@ class QuantizeResult:
     max_abs_diff: float
     settings: dict[str, Any] = field(default_factory=dict)
     layers: list[LayerError] | None = None  # with --per-layer, or when the guard refused
+    requires: list[Requirement] = field(default_factory=list)  # of onnxruntime (compat.py)
 
     @property
     def not_smaller(self) -> bool:
@@ -512,6 +513,7 @@ class QuantizeResult:
                 "max_abs_diff": self.max_abs_diff,
                 "size_ratio": self.quantized.size_bytes / self.original.size_bytes,
                 "speedup": self.original.latency_ms / self.quantized.latency_ms,
+                "requires": [asdict(r) for r in self.requires],
                 **({"layers": [e.to_dict() for e in self.layers]}
                    if self.layers is not None else {})}
 
@@ -656,10 +658,11 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
                 f"{recipe.alternatives}")
         assert original is not None
         original.latency_ms, quantized.latency_ms = batch1_latencies([src, candidate], x)
-        requires = runtime_requirements(candidate, method, float_first_conv=bool(thin_nodes))
-        for need in requires:
+        result.requires = runtime_requirements(candidate, method,
+                                               float_first_conv=bool(thin_nodes))
+        for need in result.requires:
             log(f"{out.name} needs {need.phrase()}")
-        _write_metadata(src, candidate, result, requires)
+        _write_metadata(src, candidate, result)
         with atomic_open(out, "wb") as fh, open(candidate, "rb") as src_fh:
             shutil.copyfileobj(src_fh, fh)
     return result
@@ -766,8 +769,7 @@ def runtime_requirements(path: Path, method: str,
     return found
 
 
-def _write_metadata(src: Path, dst: Path, result: QuantizeResult,
-                    requires: Sequence[Requirement] = ()) -> None:
+def _write_metadata(src: Path, dst: Path, result: QuantizeResult) -> None:
     """The source's metadata (labels, preprocessing, provenance), what the quantizer kept, the
     report as ``edge_infer.quantization`` (with the onnxruntime release that measured it) and
     the releases the file needs as ``edge_infer.requires``: one load and one save of the
@@ -784,14 +786,15 @@ def _write_metadata(src: Path, dst: Path, result: QuantizeResult,
     model = onnx.load(str(dst))
     props = {p.key: p.value for p in source.metadata_props}
     props.update({p.key: p.value for p in model.metadata_props})
-    if requires:
-        props[KEY_REQUIRES] = to_prop(list(requires))
+    if result.requires:
+        props[KEY_REQUIRES] = to_prop(result.requires)
     size, pad = dst.stat().st_size, 0
     for _ in range(8):
         result.quantized.size_bytes = size
         report = result.report()
         report.pop("path")
         report.pop("layers", None)  # a diagnosis for the user, not something to ship
+        report.pop("requires")  # edge_infer.requires, where the runtime reads it
         report["onnxruntime"] = _ort_version()
         props["edge_infer.quantization"] = json.dumps(report) + " " * pad
         set_metadata(model, props)

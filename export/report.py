@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_infer.runtime.atomic import atomic_open
+from edge_infer.runtime.compat import Requirement
 
 
 def kib(n: int) -> str:
@@ -310,6 +311,7 @@ def markdown(report: dict[str, Any], title: str) -> str:
         if q.get("top1_agreement") is not None:
             parts.append(f"top-1 agreement {q['top1_agreement']:.2%}")
         parts.append(f"max |diff| {q['max_abs_diff']:.3g}")
+        parts += [f"needs {Requirement.from_dict(r).phrase()}" for r in q.get("requires", [])]
         lines += ["Quantization: " + "; ".join(parts) + ".", ""]
         if q.get("layers"):
             lines += _layer_lines(q["layers"])

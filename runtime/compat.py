@@ -44,6 +44,10 @@ class Requirement:
     purpose: str  # LOADING or SPEED
     why: str
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Requirement:
+        return cls(str(d["onnxruntime"]), str(d["purpose"]), str(d["why"]))
+
     def phrase(self) -> str:
         verb = "to load" if self.purpose == LOADING else "for its speed"
         return f"onnxruntime >= {self.onnxruntime} {verb} ({self.why})"
@@ -81,8 +85,7 @@ def recorded(props: Mapping[str, str]) -> list[Requirement]:
     if not text:
         return []
     try:
-        return [Requirement(str(r["onnxruntime"]), str(r["purpose"]), str(r["why"]))
-                for r in json.loads(text)]
+        return [Requirement.from_dict(r) for r in json.loads(text)]
     except (ValueError, TypeError, KeyError):
         return []
 

@@ -62,6 +62,7 @@ def _quant_line(q: dict[str, Any]) -> str:
 
 
 def info_table(d: dict[str, Any]) -> str:
+    from ..compat import Requirement
     from ..signature import format_shape
 
     producer = " ".join(p for p in (d["producer"]["name"], d["producer"]["version"]) if p)
@@ -75,9 +76,7 @@ def info_table(d: dict[str, Any]) -> str:
                        f"{': ' + weight_types if weight_types else ''})"
                        + (", external data" if d["external_data"] else "")),
         ("quantized", _quant_line(d["quantization"])),
-        *(("needs", f"onnxruntime >= {r['onnxruntime']} "
-                    f"{'to load' if r['purpose'] == 'loading' else 'for its speed'} ({r['why']})")
-          for r in d["requires"]),
+        *(("needs", Requirement.from_dict(r).phrase()) for r in d["requires"]),
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]

@@ -69,6 +69,12 @@ def test_pipeline_writes_every_artifact_and_a_consistent_report(finished):
     assert layers[-1] == "probabilities"
     assert "float layers probabilities" in md and f"| {layers[0]} |" in md
     assert any(c.endswith("--exclude probabilities") for c in report["commands"])
+    # What the file needs of onnxruntime (its float32 first convolution): in both reports
+    [need] = report["quantization"]["requires"]
+    assert need["onnxruntime"] == "1.19" and need["purpose"] == "speed"
+    assert "; needs onnxruntime >= 1.19 for its speed (" in md
+    assert any("model.int8.onnx needs onnxruntime >= 1.19 for its speed" in line
+               for line in lines)
 
 
 def test_the_report_gives_each_models_time_per_layer(finished):
