@@ -19,9 +19,10 @@ checks, in every release, that onnxruntime's optimised graph and the outputs are
     python benchmarks/ort_versions.py [--versions 1.16.3,1.19.2,1.24.4] [--archs cnn,lstm]
         [--venvs DIR] [--compaction] [--runs 300] [--quick]
 
-About 20 s per release to make its environment the first time, and a minute for the default
-models. Needs the [train] extra here, and the package index for the environments. ``--quick``
-(the CI's form) uses this environment's onnxruntime only: one cnn, one epoch, few runs.
+About 20 s per release to make its environment the first time, and under three minutes for
+the seven default models. Needs the [train] extra here, and the package index for the
+environments. ``--quick`` (the CI's form) uses this environment's onnxruntime only: one cnn,
+one epoch, few runs.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ("1.16.3", "1.17.3", "1.18.1", "1.19.2", "1.20.1", "1.21.1", "1.22.1", "1.23.2",
             "1.24.4")
-ARCHS = ("cnn", "cifar_cnn", "gan", "lstm", "mlp")
+ARCHS = ("cnn", "cifar_cnn", "gan", "conv_autoencoder", "lstm", "mlp", "gru")
 CONVOLUTIONAL = ("cnn", "cifar_cnn", "gan", "conv_autoencoder")
 SAMPLES = 64
 ROUNDS = 3

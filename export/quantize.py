@@ -32,7 +32,8 @@ from typing import Any, Callable
 import numpy as np
 
 from edge_infer.runtime.atomic import atomic_open
-from edge_infer.runtime.compat import KEY_REQUIRES, Requirement, to_prop
+from edge_infer.runtime.compat import (KEY_REQUIRES, SPEED, Requirement, graph_requirements,
+                                       to_prop)
 from edge_infer.runtime.dtypes import numpy_dtype
 from edge_infer.runtime.errors import EdgeInferError, UnknownNameError, UsageError
 from edge_infer.runtime.predictions import predicted_classes
@@ -759,7 +760,6 @@ def runtime_requirements(path: Path, method: str,
     from which onnxruntime keeps that convolution's pool in float (1.19: on 1.16-1.18 such
     files ran at 0.2x-0.4x float32's speed at batch 64, ``benchmarks/ort_versions.py``; with
     every convolution quantized, 1.18 and 1.19 ran the digits cnn alike)."""
-    from edge_infer.runtime.compat import SPEED, graph_requirements
     from edge_infer.runtime.modelfile import read_model_info
 
     found = graph_requirements(read_model_info(path))
