@@ -88,6 +88,14 @@ def child(spec_path: str) -> int:
                     results["files"][label] = {"error": line[:300]}
                     continue
             results["files"][label] = {"ops": ops}
+            disable = older_release_disables(sessions[label], ort.__version__)
+            if disable:  # what edge-infer's runtime does with this file on this release
+                options = ort.SessionOptions()
+                options.log_severity_level = 3
+                sessions[f"{label}.runtime"] = ort.InferenceSession(
+                    path, options, providers=["CPUExecutionProvider"],
+                    disabled_optimizers=disable)
+                results["files"][f"{label}.runtime"] = {"ops": [], "disabled": disable}
         feeds = {label: {s.get_inputs()[0].name: x} for label, s in sessions.items()}
         outputs = {label: s.run(None, feeds[label])[0] for label, s in sessions.items()}
         # Rounds over all the files, the fastest median of each: a file timed first (or
@@ -105,6 +113,9 @@ def child(spec_path: str) -> int:
             row = results["files"][label]
             if float_label in outputs and label != float_label:
                 row["max_diff"] = float(np.abs(y.astype(np.float64) - outputs[float_label]).max())
+            if label.endswith(".runtime"):
+                row["same_outputs"] = bool(np.array_equal(outputs[label.removesuffix(
+                    ".runtime")], y))
             compact = label.removesuffix(".plain")
             if label.endswith(".plain") and compact in outputs:
                 row["same_as_compact"] = bool(results["files"][compact]["ops"] == row["ops"]
@@ -116,6 +127,22 @@ def child(spec_path: str) -> int:
                 results["files"][label]["same_as_compact"] = True
     print(json.dumps(results))
     return 0
+
+
+def older_release_disables(session: Any, installed: str) -> list[str]:
+    """The optimizers edge-infer's runtime disables for this file on this release
+    (``runtime/compat.py``, read here without importing edge-infer, which the release's
+    environment does not have)."""
+    text = session.get_modelmeta().custom_metadata_map.get("edge_infer.requires")
+
+    def release(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split(".")[:3] if p.isdigit())
+
+    disable: list[str] = []
+    for need in json.loads(text) if text else []:
+        if need["purpose"] == "speed" and release(installed) < release(need["onnxruntime"]):
+            disable += [n for n in need.get("disable", []) if n not in disable]
+    return disable
 
 
 # --- the parent: makes the files and the environments, and prints the tables ---
@@ -208,6 +235,8 @@ def measure(python: Path | str, models: dict[str, dict[str, str]], inputs: dict[
 def cell(row: dict[str, Any], float_row: dict[str, Any]) -> str:
     if "error" in row:
         return "no load"
+    if not row:
+        return "-"
     if "b1_us" not in float_row:
         return "loads"
     return f"{float_row['b1_us'] / row['b1_us']:.2f}/{float_row['b64_us'] / row['b64_us']:.2f}x"
@@ -242,8 +271,13 @@ def main() -> int:
     names = [r["onnxruntime"] for r in found]
     labels = [label for files in models.values() for label in files
               if not label.endswith((".float32", ".plain"))]
+    shimmed = {label for r in found for label in r["files"] if label.endswith(".runtime")}
+    labels = [x for label in labels for x in (label, f"{label}.runtime") if x == label
+              or x in shimmed]
     print(f"speed against float32 in the same onnxruntime, batch 1 / batch 64 "
-          f"(above 1: faster); {runs} calls at batch 1")
+          f"(above 1: faster); {runs} calls at batch 1; a .runtime row: the file as "
+          f"edge-infer's runtime loads it on a release older than it needs (the optimizers "
+          f"it names disabled), '-' where the release needs nothing of it")
     print(f"{'file':<24}" + "".join(f"{n:>13}" for n in names))
     errors: dict[str, str] = {}
     for label in labels:
@@ -271,6 +305,11 @@ def main() -> int:
                          if label in r["files"]), default=0.0) for label in labels}
     print("largest difference from float32, any release: "
           + ", ".join(f"{label} {d:.3g}" for label, d in diffs.items()))
+    if shimmed:
+        same = all(r["files"][label].get("same_outputs") for r in found
+                   for label in r["files"] if label.endswith(".runtime"))
+        print("the .runtime sessions gave the same outputs as onnxruntime's own, to the bit: "
+              + ("yes" if same else "NO"))
     compacted = [label for files in models.values() for label in files
                  if label.endswith(".plain")]
     if compacted:

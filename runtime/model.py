@@ -123,6 +123,9 @@ class Model:
         so = session_options or self.config.session_options()
         names, options = session_providers(so, choice)
         self.session = self._create_session(so, names, options)
+        props = self.session.get_modelmeta().custom_metadata_map
+        if "edge_infer.requires" in props:  # compat.KEY_REQUIRES, without importing it
+            self._meet_requirements(props, so, names, options)
         self.providers: list[str] = list(self.session.get_providers())
         self._check_providers(choice.providers, strict)
         # (device type, id) when the session replays a captured CUDA graph: then only bound
@@ -130,14 +133,7 @@ class Model:
         self.graph_device: tuple[str, int] | None = graph_capture(self.session)
         self._graph_ids = itertools.count(1)  # one captured graph per bound runner
         self.signature = Signature.from_session(self.session)
-        props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(props)
-        if "edge_infer.requires" in props:  # compat.KEY_REQUIRES, without importing it
-            from .compat import speed_warnings
-            from .errors import OlderRuntimeWarning
-
-            for line in speed_warnings(props, ort.__version__, self.name):
-                warnings.warn(line, OlderRuntimeWarning, stacklevel=2)
         self._output_names = list(self.signature.output_names)
         run = getattr(getattr(self.session, "_sess", None), "run", None)
         self._native = self.session._sess if callable(run) else None
@@ -158,13 +154,16 @@ class Model:
             self._fast = (*single, self._native.run, self._output_names, self._run_options)
 
     def _create_session(self, so: ort.SessionOptions, providers: list[str] | None,
-                        options: list[dict[str, Any]] | None) -> ort.InferenceSession:
+                        options: list[dict[str, Any]] | None,
+                        disabled_optimizers: list[str] | None = None) -> ort.InferenceSession:
+        extra = {"disabled_optimizers": disabled_optimizers} if disabled_optimizers else {}
         try:
             # When a provider fails to start, onnxruntime prints its fallback notice with
             # print(): keep it off standard output, which may be JSON (`bench --format json`).
             with contextlib.redirect_stdout(sys.stderr):
                 return ort.InferenceSession(self.location, sess_options=so,
-                                            providers=providers, provider_options=options)
+                                            providers=providers, provider_options=options,
+                                            **extra)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             # Tell a file that is not a model apart from a model onnxruntime cannot run.
             from .modelfile import read_model_info
@@ -175,6 +174,21 @@ class Model:
             raise ModelRunError(f"onnxruntime could not load {self.location}: "
                                 f"{_first_line(exc)}{loading_hint(info, ort.__version__)}"
                                 ) from exc
+
+    def _meet_requirements(self, props: Mapping[str, str], so: ort.SessionOptions,
+                           providers: list[str] | None,
+                           options: list[dict[str, Any]] | None) -> None:
+        """On an onnxruntime older than the file needs for its speed, make the session again
+        without the optimizers the file names for that case, or warn (``compat.py``). Only
+        then is a second session made."""
+        from .compat import older_release_plan
+        from .errors import OlderRuntimeWarning
+
+        disable, lines = older_release_plan(props, ort.__version__, self.name)
+        if disable:
+            self.session = self._create_session(so, providers, options, disable)
+        for line in lines:
+            warnings.warn(line, OlderRuntimeWarning, stacklevel=3)
 
     def _check_providers(self, requested: list[str], strict: bool) -> None:
         """A provider the build has may still fail to start (no CUDA libraries, say)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 
 import click
@@ -38,7 +37,7 @@ def info_dict(info: Any) -> dict[str, Any]:
         "weight_types": info.weight_types(),
         "external_data": info.external_data,
         "quantization": info.quantization(),
-        "requires": [asdict(r) for r in requirements(info)],
+        "requires": [r.to_dict() for r in requirements(info)],
         "nodes": len(info.nodes),
         "operators": info.op_counts(),
         "layers": [layer.to_dict() for layer in info.layers()],

@@ -15,14 +15,16 @@ from onnx import TensorProto, helper, numpy_helper
 from edge_infer.runtime import Model, ModelRunError, OlderRuntimeWarning
 from edge_infer.runtime.cli import cli
 from edge_infer.runtime.compat import (KEY_REQUIRES, Requirement, graph_requirements,
-                                       loading_hint, release, requirements, to_prop)
+                                       loading_hint, older_release_plan, release,
+                                       requirements, to_prop)
 from edge_infer.runtime.modelfile import read_model_info
 
 from .conftest import save
 
 
-def needs(version: str, purpose: str = "speed") -> dict[str, str]:
-    return {KEY_REQUIRES: to_prop([Requirement(version, purpose, "a reason")])}
+def needs(version: str, purpose: str = "speed", disable: tuple[str, ...] = ()
+          ) -> dict[str, str]:
+    return {KEY_REQUIRES: to_prop([Requirement(version, purpose, "a reason", disable)])}
 
 
 def test_releases_compare_by_their_numbers():
@@ -44,6 +46,50 @@ def test_a_need_for_speed_the_installed_release_misses_is_a_warning(models):
         warnings.simplefilter("error")
         Model(met)
         Model(broken)  # the entry only adds advice: a bad one is ignored
+
+
+def _with_identity(path, metadata):
+    """x -> Identity -> Relu -> y: onnxruntime's Level1 rules drop the Identity."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["same"], name="keep/Identity"),
+         helper.make_node("Relu", ["same"], ["y"], name="relu/Relu")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    return save(graph, path, metadata)
+
+
+@pytest.mark.parametrize("version, kept", [("99.0", True), ("1.0", False)])
+def test_on_an_older_release_the_session_is_made_without_the_optimizers_named(
+        tmp_path, version, kept):
+    """A need for speed that names optimizers to disable: on an older release the runtime
+    makes the session without them, and does not warn (the speed is given back); on a release
+    that meets it, nothing changes."""
+    import onnx
+
+    path = _with_identity(tmp_path / "m.onnx",
+                          needs(version, disable=("Level1_RuleBasedTransformer",)))
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = Model(path, session_options=options)
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "optimised.onnx")).graph.node]
+    assert ("Identity" in ops) is kept, ops
+    x = np.array([[-1, 0, 2, -3]], np.float32)
+    np.testing.assert_array_equal(model.run(x)["y"], np.maximum(x, 0))
+
+
+def test_the_older_release_plan_disables_or_warns(models):
+    both = {KEY_REQUIRES: to_prop([Requirement("1.19", "speed", "a", ("A", "B")),
+                                   Requirement("1.20", "speed", "b", ("B",)),
+                                   Requirement("1.21", "speed", "c"),
+                                   Requirement("1.24", "loading", "d", ("C",))])}
+    disable, lines = older_release_plan(both, "1.18.1", "m.onnx")
+    assert disable == ["A", "B"]  # each once; a need to load is not a matter of speed
+    assert lines == ["m.onnx needs onnxruntime >= 1.21 for its speed (c); this is onnxruntime "
+                     "1.18.1, where it may run slower than its float32 model (pip install -U "
+                     "onnxruntime)"]
+    assert older_release_plan(both, "1.21.0", "m.onnx") == ([], [])
 
 
 def test_the_cli_prints_the_warning_and_still_runs(models, tmp_path):
