@@ -43,7 +43,7 @@ from .auto import auto_note, choose_method
 from .quiet import dropped
 from .samples import Samples, count, dataset_for_input, feeds, named_arrays, rows
 from .sensitivity import LayerError, layer_errors, worst_jump
-from .weight_only import store_weights_int8, weights_to_store
+from .weight_only import small_weights, store_weights_int8, weights_to_store
 
 METHODS = ("auto", "dynamic", "static", "weight-only", "fp16")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
@@ -578,8 +578,8 @@ def quantize(config: QuantizeConfig, log: Log | None = None) -> QuantizeResult:
                 "weights are stored in int8 and dequantized when the model loads")
             config = replace(config, exclude=config.exclude + tuple(thin))
             thin_nodes = excluded_nodes(proto, thin)
-        small = small_layers(proto, config.min_weights) \
-            if method in ("dynamic", "weight-only") else {}
+        small = (small_layers(proto, config.min_weights) if method == "dynamic" else
+                 small_weights(proto, config.min_weights) if method == "weight-only" else {})
         if method == "weight-only" and not weights_to_store(proto, config.min_weights, kept):
             raise NothingQuantizedError(
                 f"weight-only INT8 has nothing to store in int8 in {src.name}: it stores the "

@@ -20,7 +20,7 @@ tensor is rebuilt before the operator reads it, whatever axis the scales run alo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,17 +45,15 @@ QMAX = 127  # symmetric int8: -127..127, so a weight and its negation round alik
 MIN_PER_CHANNEL = 16
 
 
-def weights_to_store(proto: Any, min_weights: int, exclude: Sequence[str]) -> dict[str, int | None]:
-    """Float32 initializers to store in int8 -> the axis of their output channels."""
+def _float_weights(proto: Any) -> Iterator[tuple[Any, str, Any, int | None]]:
+    """(node, weight name, initializer, output-channel axis) for each float32 constant weight
+    an operator of ``WEIGHT_INPUTS`` reads (an initializer a caller may override excluded)."""
     from onnx import TensorProto
 
     inits = initializers(proto.graph)
-    inputs = {i.name for i in proto.graph.input}  # an initializer a caller may override
-    readers = consumers(proto.graph)
-    excluded = set(exclude)
-    found: dict[str, int | None] = {}
+    inputs = {i.name for i in proto.graph.input}
     for node in proto.graph.node:
-        if node.op_type not in WEIGHT_INPUTS or node.name in excluded:
+        if node.op_type not in WEIGHT_INPUTS:
             continue
         at, axis = WEIGHT_INPUTS[node.op_type]
         if node.op_type == "Gemm":
@@ -66,14 +64,32 @@ def weights_to_store(proto: Any, min_weights: int, exclude: Sequence[str]) -> di
         for index in indices:
             name = node.input[index] if len(node.input) > index else ""
             init = inits.get(name)
-            if init is None or init.data_type != TensorProto.FLOAT or name in inputs:
-                continue
-            if int(np.prod(init.dims)) < max(min_weights, 1):
-                continue
-            if any(r.name in excluded for r in readers.get(name, [])):
-                continue  # a kept-in-float layer reads it too
-            found[name] = axis
+            if init is not None and init.data_type == TensorProto.FLOAT and name not in inputs:
+                yield node, name, init, axis
+
+
+def weights_to_store(proto: Any, min_weights: int, exclude: Sequence[str]) -> dict[str, int | None]:
+    """Float32 initializers to store in int8 -> the axis of their output channels."""
+    readers = consumers(proto.graph)
+    excluded = set(exclude)
+    found: dict[str, int | None] = {}
+    for node, name, init, axis in _float_weights(proto):
+        if node.name in excluded or int(np.prod(init.dims)) < max(min_weights, 1):
+            continue
+        if any(r.name in excluded for r in readers.get(name, [])):
+            continue  # a kept-in-float layer reads it too
+        found[name] = axis
     return found
+
+
+def small_weights(proto: Any, min_weights: int) -> dict[str, int]:
+    """The nodes whose weights all stay float32 for having fewer than ``min_weights`` values
+    -> their largest weight's size: what ``quantize`` names when it keeps small layers (an
+    LSTM whose input weights are small but whose recurrent ones are stored is not one)."""
+    largest: dict[str, int] = {}
+    for node, _, init, _ in _float_weights(proto):
+        largest[node.name] = max(int(np.prod(init.dims)), largest.get(node.name, 0))
+    return {name: size for name, size in largest.items() if size < min_weights}
 
 
 def quantize_weight(values: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:

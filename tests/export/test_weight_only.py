@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from edge_infer.export.exporter import ExportConfig, export
 from edge_infer.export.quantize import NothingQuantizedError, QuantizeConfig, quantize
-from edge_infer.export.weight_only import quantize_weight, store_weights_int8
+from edge_infer.export.weight_only import quantize_weight, small_weights, store_weights_int8
 from edge_infer.runtime import Model
 from edge_infer.runtime.cli import cli
 from edge_infer.runtime.modelfile import read_model_info
@@ -120,6 +120,20 @@ def test_small_tensors_excluded_nodes_and_thin_channels(tmp_path):
     assert store_weights_int8(proto, min_weights=0, exclude=["m/op"]) == {}
     assert store_weights_int8(proto, min_weights=0, per_channel=False) == {"w": 288}
     assert list({i.name: i for i in proto.graph.initializer}["w_scale"].dims) == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("op", ["ConvTranspose", "LSTM", "Gather"])
+def test_small_layers_are_those_whose_every_weight_stays_float(op):
+    """What quantize names as the small layers it keeps in float: every operator weight-only
+    stores (not only the dynamic recipe's MatMul, Gemm and Conv), and an LSTM only when its
+    recurrence weights stay float too."""
+    proto, _, shape, _ = _graph(op)
+    size = int(np.prod(shape))
+    assert small_weights(proto, size) == {}  # its weight (the LSTM's W, 512) is stored
+    assert small_weights(proto, size + 1) == {"l/op": size}
+    if op == "LSTM":  # R (256 values) alone below the limit: the layer is still stored
+        assert small_weights(proto, 300) == {}
+        assert store_weights_int8(proto, min_weights=300) == {"w": 512}
 
 
 @pytest.fixture(scope="module")
