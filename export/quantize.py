@@ -767,7 +767,7 @@ def runtime_requirements(path: Path, method: str,
     if method == "static" and float_first_conv:
         found.append(Requirement("1.19", SPEED, "a float32 first convolution before INT8: "
                                  "0.2x-0.4x float32's speed at batch 64 on 1.16-1.18",
-                                 disable=("Level1_RuleBasedTransformer",)))
+                                 disable=("ReluQuantRewrite",)))
     return found
 
 

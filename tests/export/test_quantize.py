@@ -927,7 +927,7 @@ def test_static_keeps_a_thin_first_convolution_in_float(exported, tmp_path):
     # onnxruntime 1.16-1.18 ran such files at 0.2x-0.4x float32's speed: the file says so
     [need] = recorded(read_model_info(out).metadata)
     assert (need.onnxruntime, need.purpose) == ("1.19", "speed")
-    assert need.disable == ("Level1_RuleBasedTransformer",)  # what gives it back there
+    assert need.disable == ("ReluQuantRewrite",)  # what gives it back there
     all_int8 = tmp_path / "all.onnx"
     result = quantize(QuantizeConfig(exported["cnn"], method="static", out=all_int8,
                                      max_accuracy_drop=100, float_thin_conv=0))
