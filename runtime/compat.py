@@ -38,8 +38,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+
+from .records import Record, as_dict
 
 if TYPE_CHECKING:
     from .modelfile import ModelInfo
@@ -49,8 +50,7 @@ LOADING, SPEED = "loading", "speed"
 _INT8 = 3  # TensorProto.INT8
 
 
-@dataclass(frozen=True)
-class Requirement:
+class Requirement(Record):  # a Record, not a dataclass: no cost on the cold-start path
     onnxruntime: str  # the first release that meets it, "1.24"
     purpose: str  # LOADING or SPEED
     why: str
@@ -64,7 +64,9 @@ class Requirement:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``disable`` only when it names something)."""
-        return {k: v for k, v in asdict(self).items() if v or k != "disable"}
+        d = as_dict(self)
+        d["disable"] = list(self.disable)
+        return {k: v for k, v in d.items() if v or k != "disable"}
 
     def phrase(self) -> str:
         verb = "to load" if self.purpose == LOADING else "for its speed"
