@@ -88,7 +88,7 @@ def child(spec_path: str) -> int:
                     results["files"][label] = {"error": line[:300]}
                     continue
             results["files"][label] = {"ops": ops}
-            disable = older_release_disables(sessions[label], ort.__version__)
+            disable = spec["disable"].get(label)
             if disable:  # what edge-infer's runtime does with this file on this release
                 options = ort.SessionOptions()
                 options.log_severity_level = 3
@@ -127,22 +127,6 @@ def child(spec_path: str) -> int:
                 results["files"][label]["same_as_compact"] = True
     print(json.dumps(results))
     return 0
-
-
-def older_release_disables(session: Any, installed: str) -> list[str]:
-    """The optimizers edge-infer's runtime disables for this file on this release
-    (``runtime/compat.py``, read here without importing edge-infer, which the release's
-    environment does not have)."""
-    text = session.get_modelmeta().custom_metadata_map.get("edge_infer.requires")
-
-    def release(v: str) -> tuple[int, ...]:
-        return tuple(int(p) for p in v.split(".")[:3] if p.isdigit())
-
-    disable: list[str] = []
-    for need in json.loads(text) if text else []:
-        if need["purpose"] == "speed" and release(installed) < release(need["onnxruntime"]):
-            disable += [n for n in need.get("disable", []) if n not in disable]
-    return disable
 
 
 # --- the parent: makes the files and the environments, and prints the tables ---
@@ -221,10 +205,20 @@ def environment(version: str, venvs: Path) -> Path:
     return python
 
 
-def measure(python: Path | str, models: dict[str, dict[str, str]], inputs: dict[str, str],
-            runs: int, root: Path) -> dict[str, Any]:
+def measure(python: Path | str, version: str, models: dict[str, dict[str, str]],
+            inputs: dict[str, str], runs: int, root: Path) -> dict[str, Any]:
+    """Run the child in ``python`` (onnxruntime ``version``). It is told which optimizers
+    edge-infer's runtime would disable for each file on that release (``runtime/compat.py``,
+    worked out here: the release's environment has no edge-infer), and times those files a
+    second time that way."""
+    from edge_infer.runtime.compat import older_release_plan
+    from edge_infer.runtime.modelfile import read_model_info
+
+    disable = {label: older_release_plan(read_model_info(path).metadata, version, label)[0]
+               for files in models.values() for label, path in files.items()}
     spec = root / "spec.json"
-    spec.write_text(json.dumps({"models": models, "inputs": inputs, "runs": runs}))
+    spec.write_text(json.dumps({"models": models, "inputs": inputs, "runs": runs,
+                                "disable": disable}))
     done = subprocess.run([str(python), __file__, "--child", str(spec)], capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": ""})
     if done.returncode != 0:
@@ -266,8 +260,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         models, inputs = make_files(archs, root, args.epochs, args.compaction or args.quick)
-        pythons = [environment(v, args.venvs) for v in versions] + [Path(sys.executable)]
-        found = [measure(p, models, inputs, runs, root) for p in pythons]
+        import onnxruntime
+
+        releases = {v: environment(v, args.venvs) for v in versions}
+        releases[onnxruntime.__version__] = Path(sys.executable)
+        found = [measure(p, v, models, inputs, runs, root) for v, p in releases.items()]
     names = [r["onnxruntime"] for r in found]
     labels = [label for files in models.values() for label in files
               if not label.endswith((".float32", ".plain"))]
