@@ -165,6 +165,11 @@ MAX_PROFILER_SHARE = 1 / 3
 SAME_TIME = 0.05
 
 
+def _same_time(a: float, b: float) -> bool:
+    """Whether two layer times differ by less than ``SAME_TIME`` of the larger."""
+    return abs(a - b) < SAME_TIME * max(a, b)
+
+
 def profiler_share(batch: Mapping[str, Any]) -> float | None:
     """The part of a profiled call that is the profiler's own cost (see
     :func:`profiler_cost_us`); None without a profile."""
@@ -216,7 +221,7 @@ class LayerComparison:
         layer = self._largest_change(other)
         if layer is not None and abs(layer[2] - layer[1]) >= abs(second - first):
             return None
-        if abs(second - first) < SAME_TIME * max(first, second) or second == first:
+        if second == first or _same_time(first, second):
             return None
         return first, second, self.outside_ops[other] if self.outside_ops else ()
 
@@ -228,8 +233,7 @@ class LayerComparison:
         change = self._largest_change(other)
         if change is None:
             return None
-        _, before, after = change
-        return None if abs(after - before) < SAME_TIME * max(before, after) else change
+        return None if _same_time(change[1], change[2]) else change
 
     def _largest_change(self, other: int) -> tuple[str, float, float] | None:
         """The shared layer whose time differs most, however little."""
