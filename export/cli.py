@@ -202,10 +202,11 @@ def quantize(model: Path, method: str, dataset: str | None, calibration_size: in
 def _note_slower(model: Path, result: Any) -> None:
     """When the quantized model ran slower than float32 here, the command that shows where
     (INT8 on a CPU without VNNI, or a float island with layout changes around it)."""
+    from .quantize import computes_in_float32
     from .report import FASTER_MARGIN
 
     o, q = result.original.latency_ms, result.quantized.latency_ms
-    if result.method == "weight-only":
+    if computes_in_float32(result.method):
         return  # it runs the float32 graph once loaded: a difference is the timing's noise
     if o and q and o < q * (1 - FASTER_MARGIN):
         click.echo(f"note: {result.path.name} ran slower than {model.name} at batch 1 here "

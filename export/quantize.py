@@ -163,23 +163,34 @@ class QuantizeConfig:
 
 @dataclass(frozen=True)
 class Recipe:
-    """One way to quantize; ``apply`` writes the quantized model from the float one."""
+    """One way to quantize; ``apply`` writes the quantized model from the float one.
+
+    ``float32_compute``: once onnxruntime has loaded the file, the graph it runs is float32's
+    (weight-only), so a timing difference against float32 is noise, not something to act on."""
 
     name: str
     description: str
     suffix: str
     alternatives: str
     apply: Callable[[Path, Path, QuantizeConfig, np.ndarray], None]
+    float32_compute: bool = False
 
 
 RECIPES: dict[str, Recipe] = {}
 
 
-def register(name: str, description: str, suffix: str, alternatives: str):
+def register(name: str, description: str, suffix: str, alternatives: str,
+             float32_compute: bool = False):
     def wrap(fn: Callable[[Path, Path, QuantizeConfig, np.ndarray], None]):
-        RECIPES[name] = Recipe(name, description, suffix, alternatives, fn)
+        RECIPES[name] = Recipe(name, description, suffix, alternatives, fn, float32_compute)
         return fn
     return wrap
+
+
+def computes_in_float32(method: str | None) -> bool:
+    """Whether the files of recipe ``method`` run float32's graph once loaded."""
+    recipe = RECIPES.get(method or "")
+    return recipe is not None and recipe.float32_compute
 
 
 def layers_of(proto: Any) -> list[str]:
@@ -306,7 +317,8 @@ def _static(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarra
 
 
 @register("weight-only", "INT8 weights dequantized when the model loads, float32 compute",
-          "int8", "keep float32, --exclude LAYER for the most sensitive layers, or --method fp16")
+          "int8", "keep float32, --exclude LAYER for the most sensitive layers, or --method fp16",
+          float32_compute=True)
 def _weight_only(src: Path, dst: Path, config: QuantizeConfig, calibration: np.ndarray) -> None:
     import onnx
 

@@ -67,9 +67,12 @@ def faster_than_best(report: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _runs_float32_graph(report: dict[str, Any], row: dict[str, Any]) -> bool:
-    """Whether ``row`` is a weight-only model (the graph onnxruntime runs is float32's)."""
+    """Whether ``row`` is the quantized model of a recipe whose graph, once onnxruntime has
+    loaded it, is float32's (weight-only)."""
+    from .quantize import computes_in_float32
+
     q = report.get("quantization") or {}
-    return q.get("method") == "weight-only" and row.get("file") == q.get("path")
+    return computes_in_float32(q.get("method")) and row.get("file") == q.get("path")
 
 
 def accuracy_change(drop_points: float) -> str:
