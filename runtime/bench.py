@@ -13,7 +13,10 @@ meaning or goes away; new fields may be added)::
                 "providers": [str], "provider_options": {provider: {key: str}},
                 "dims": {name: int}, "io_binding": bool,
                 "spinning": bool|null, "rate_hz": float|null, "input": str|null},
-     "results": [{"model": path, "size_bytes", "provider": str (what ran), "threads",
+     "results": [{"model": path, "size_bytes", "provider": str (what ran),
+                  "threads": int|null (what the session was given), "spinning": bool|null,
+                  "tuned": null|{"host", "threads", "spinning", "batch_size", "rate_hz",
+                                 "speedup", "onnxruntime"},
                   "session_seconds", "peak_rss_mib": float|null,
                   "batches": [{"batch_size", "latency_ms": {"min", "p50", "p90", "p99", "max",
                                "mean"}, "throughput_per_s", "cpu_percent",
@@ -37,6 +40,10 @@ core: back to back it says how many cores a call keeps busy; paced, what the loo
 loop at that rate would drop or queue.
 ``spinning`` (null: onnxruntime's default, on) is whether onnxruntime's idle threads spin-wait
 for work: they go on spinning for a while after each call, which a paced loop pays for.
+A model file that ``edge-infer tune`` tuned for this kind of machine is timed with its recorded
+setting wherever ``threads``/``spinning`` are not given, as a deployment would run it: the
+result's ``threads`` and ``spinning`` are what the session got, and ``tuned`` the entry used
+(``runtime/tuned.py``). ``tuned: false`` in the config ignores such entries.
 
 Warm-up before each model and batch size is ``warmup`` untimed calls, and more until
 ``warmup_seconds`` have passed: 20 calls of a small model take about 1 ms, less than CPU clocks
@@ -73,7 +80,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -102,6 +109,7 @@ class BenchConfig:
     rate_hz: float | None = None  # pace the timed calls at this rate (None: back to back)
     warmup_seconds: float = 0.2  # after the warmup calls, go on until this much time has passed
     profile: bool = False  # also profile each batch size's calls node by node (profile.py)
+    tuned: bool = True  # apply the setting `edge-infer tune` recorded for this machine
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -127,7 +135,7 @@ class BenchConfig:
                 "providers": list(self.providers), "provider_options": self.options(),
                 "dims": dict(self.dims),
                 "io_binding": self.io_binding, "spinning": self.spinning,
-                "rate_hz": self.rate_hz, "profile": self.profile}
+                "rate_hz": self.rate_hz, "profile": self.profile, "tuned": self.tuned}
 
 
 @dataclass
@@ -151,6 +159,8 @@ class BenchResult:
     session_seconds: float
     peak_rss_mib: float | None
     batches: list[BatchFigures]
+    spinning: bool | None = None
+    tuned: dict[str, Any] | None = None  # the `edge-infer tune` entry applied (tuned.py)
 
     def to_dict(self, samples: bool = False) -> dict[str, Any]:
         d = asdict(self)
@@ -289,7 +299,7 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
     start = time.perf_counter()
     model = Model(path, providers=list(config.providers), threads=config.threads,
                   spinning=config.spinning, provider_options=config.options(),
-                  strict=config.strict)
+                  strict=config.strict, tuned=config.tuned)
     session_seconds = time.perf_counter() - start
     if callable(inputs):
         inputs = inputs(model)
@@ -308,11 +318,13 @@ def benchmark(path: str | Path, config: BenchConfig = BenchConfig(),
         late = int((times > 1.0 / config.rate_hz).sum()) if config.rate_hz else None
         batches.append(BatchFigures(batch, _percentiles(ms), float(batch / times.mean()),
                                     cpu_percent, late, samples_ms=[float(t) for t in ms]))
-    result = BenchResult(str(path), path.stat().st_size, model.provider, config.threads,
-                         session_seconds, peak_rss_mib(), batches)
+    result = BenchResult(str(path), path.stat().st_size, model.provider, model.config.threads,
+                         session_seconds, peak_rss_mib(), batches, model.config.spinning,
+                         None if model.tuned is None else model.tuned.to_dict())
     if config.profile:
         del model  # the profiled session is the only one open while it runs
-        for figures, found in zip(batches, _profile(path, config, feeds)):
+        as_timed = replace(config, threads=result.threads, spinning=result.spinning)
+        for figures, found in zip(batches, _profile(path, as_timed, feeds)):
             figures.operators = found.to_dict()
     return result
 
@@ -359,16 +371,9 @@ def machine() -> dict[str, Any]:
 
     import onnxruntime
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu,
+    from .tuned import cpu_name
+
+    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu_name(),
             "cores": os.cpu_count(), "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__}
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from .bound import BoundRunner
     from .predictions import Prediction
+    from .tuned import Tuned
 
 OPTIMIZATION_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -97,6 +98,9 @@ class Model:
     >>> model = Model("model.onnx", providers=["cuda"], threads=2)   # doctest: +SKIP
     >>> outputs = model.run(x)               # {"output name": array}
     >>> model.classify(x, k=3)[0][0].label    # best class of the first sample
+
+    Threads and spinning left unset come from the file when ``edge-infer tune`` recorded a
+    setting for this kind of machine (:attr:`tuned`), else from onnxruntime's defaults.
     """
 
     def __init__(self, path: str | os.PathLike[str],
@@ -107,7 +111,8 @@ class Model:
                  strict: bool = False,
                  config: SessionConfig | None = None,
                  session_options: ort.SessionOptions | None = None,
-                 cast: CastPolicy = "safe") -> None:
+                 cast: CastPolicy = "safe",
+                 tuned: bool = True) -> None:
         self.location: str = os.fspath(path)
         if not os.path.exists(self.location):
             raise ModelFileError(f"model file {self.location} does not exist")
@@ -118,6 +123,18 @@ class Model:
         if cast not in CAST_POLICIES:
             raise InputError(f"cast must be one of {', '.join(CAST_POLICIES)}, found {cast!r}")
         self.cast: CastPolicy = cast
+        # The threads and spinning `edge-infer tune` recorded in the file for this kind of
+        # machine fill in what the caller left unset (runtime/tuned.py); ``tuned=False``
+        # ignores them (the tuner itself, timing onnxruntime's defaults).
+        self.tuned: Tuned | None = None
+        if (tuned and config is None and session_options is None
+                and (threads is None or spinning is None)):
+            from .tuned import for_this_machine
+
+            self.tuned = for_this_machine(self.location)
+            if self.tuned is not None:
+                threads = self.tuned.threads if threads is None else threads
+                spinning = self.tuned.spinning if spinning is None else spinning
         self.config = config or SessionConfig(threads=threads, spinning=spinning)
         choice = resolve(providers, provider_options, strict=strict)
         so = session_options or self.config.session_options()

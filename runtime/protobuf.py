@@ -41,29 +41,38 @@ def read_varint(buf: memoryview | bytes, pos: int, end: int) -> tuple[int, int]:
 def fields(buf: memoryview | bytes, start: int = 0, end: int | None = None
            ) -> Iterator[tuple[int, int, int | tuple[int, int]]]:
     """Yield ``(field_number, wire_type, value)``; LENGTH values are ``(start, end)`` offsets."""
+    for number, wire, value, _, _ in spans(buf, start, end):
+        yield number, wire, value
+
+
+def spans(buf: memoryview | bytes, start: int = 0, end: int | None = None
+          ) -> Iterator[tuple[int, int, int | tuple[int, int], int, int]]:
+    """As :func:`fields`, with each field's own first and past-the-end offsets (its key
+    included), for copying fields unchanged."""
     end = len(buf) if end is None else end
     pos = start
     while pos < end:
+        first = pos
         key, pos = read_varint(buf, pos, end)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise WireError(f"field number 0 at byte {pos}", pos)
         if wire == VARINT:
             value, pos = read_varint(buf, pos, end)
-            yield number, wire, value
+            yield number, wire, value, first, pos
         elif wire == LENGTH:
             length, pos = read_varint(buf, pos, end)
             if pos + length > end:
                 raise WireError(f"a field at byte {pos} claims {length} bytes but only "
                                 f"{end - pos} remain", pos, truncated=end == len(buf))
-            yield number, wire, (pos, pos + length)
+            yield number, wire, (pos, pos + length), first, pos + length
             pos += length
         elif wire in (FIXED64, FIXED32):
             size = 8 if wire == FIXED64 else 4
             if pos + size > end:
                 raise WireError(f"a fixed field at byte {pos} runs past the end", pos,
                                 truncated=end == len(buf))
-            yield number, wire, pos
+            yield number, wire, pos, first, pos + size
             pos += size
         else:
             raise WireError(f"unsupported wire type {wire} at byte {pos}", pos)

@@ -77,8 +77,18 @@ def table(doc: dict[str, Any]) -> str:
     lines = [f"{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}{options}; threads "
              f"{threads}{spin}; {how}, {c['runs']} runs {pace} after {c['warmup']} warm-up "
              f"runs and at least {c.get('warmup_seconds', 0):g} s",
-             fmt(header), *(fmt(row) for row in rows)]
+             *_tuned_lines(doc["results"]), fmt(header), *(fmt(row) for row in rows)]
     return "\n".join(lines)
+
+
+def _tuned_lines(results: list[dict[str, Any]]) -> list[str]:
+    """A line per model that ran with the setting `edge-infer tune` recorded for this
+    machine, since the header's threads are then not what it got."""
+    from ..tuned import setting_phrase
+
+    return [f"{Path(r['model']).name}: {setting_phrase(r['threads'], r.get('spinning'))}, as "
+            "tuned for this machine (edge-infer tune; -t and --spin/--no-spin override it)"
+            for r in results if r.get("tuned")]
 
 
 def plot(results: list[Any], path: Path) -> None:

@@ -20,7 +20,11 @@ def _size(n: float) -> str:
 
 def info_dict(info: Any) -> dict[str, Any]:
     from ..compat import requirements
+    from ..tuned import KEY, parse, this_host
 
+    here = this_host()
+    tuned = [e.to_dict() | {"this_machine": e.host == here}
+             for e in parse(info.metadata.get(KEY))]
     return {
         "path": info.path,
         "size_bytes": info.size_bytes,
@@ -38,6 +42,7 @@ def info_dict(info: Any) -> dict[str, Any]:
         "external_data": info.external_data,
         "quantization": info.quantization(),
         "requires": [r.to_dict() for r in requirements(info)],
+        "tuned": tuned,
         "nodes": len(info.nodes),
         "operators": info.op_counts(),
         "layers": [layer.to_dict() for layer in info.layers()],
@@ -63,6 +68,7 @@ def _quant_line(q: dict[str, Any]) -> str:
 def info_table(d: dict[str, Any]) -> str:
     from ..compat import Requirement
     from ..signature import format_shape
+    from ..tuned import Tuned
 
     producer = " ".join(p for p in (d["producer"]["name"], d["producer"]["version"]) if p)
     opsets = ", ".join(f"{k} {v}" for k, v in d["opsets"].items())
@@ -76,6 +82,9 @@ def info_table(d: dict[str, Any]) -> str:
                        + (", external data" if d["external_data"] else "")),
         ("quantized", _quant_line(d["quantization"])),
         *(("needs", Requirement.from_dict(r).phrase()) for r in d["requires"]),
+        *(("tuned", Tuned.from_dict(t).phrase() + ("; this machine" if t["this_machine"]
+                                                   else "; not this machine"))
+          for t in d.get("tuned", [])),
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]

@@ -24,7 +24,9 @@ def provider_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--strict", is_flag=True,
                      help="Fail instead of falling back to CPU when a provider is missing."),
         click.option("-t", "--threads", type=click.IntRange(min=0), default=None,
-                     help="Intra-op threads (default: onnxruntime decides; 0 too)."),
+                     help="Intra-op threads (default: what `edge-infer tune` recorded in the "
+                          "file for this machine, else onnxruntime decides; 0: onnxruntime "
+                          "decides)."),
     ]
     for decorator in reversed(decorators):
         fn = decorator(fn)

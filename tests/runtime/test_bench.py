@@ -13,7 +13,8 @@ from edge_infer.runtime.cli import cli
 from edge_infer.runtime.errors import InputError, UsageError
 from edge_infer.runtime.model import SessionConfig
 
-RESULT_KEYS = {"model", "size_bytes", "provider", "threads", "session_seconds", "peak_rss_mib",
+RESULT_KEYS = {"model", "size_bytes", "provider", "threads", "spinning", "tuned",
+               "session_seconds", "peak_rss_mib",
                "batches"}
 BATCH_KEYS = {"batch_size", "latency_ms", "throughput_per_s", "cpu_percent", "late",
               "speedup_vs_first", "operators"}
@@ -48,7 +49,7 @@ def test_json_follows_the_documented_schema(models, tmp_path):
                              "warmup_seconds": 0.2, "threads": 1,
                              "providers": ["cpu"], "provider_options": {}, "dims": {},
                              "io_binding": False, "spinning": None, "rate_hz": None,
-                             "profile": False, "input": None}
+                             "profile": False, "tuned": True, "input": None}
     assert [r["model"] for r in doc["results"]] == [str(a), str(b)]
     for i, r in enumerate(doc["results"]):
         assert set(r) == RESULT_KEYS and r["provider"] == "cpu" and r["threads"] == 1
