@@ -371,6 +371,10 @@ def markdown(report: dict[str, Any], title: str) -> str:
         lines += [f"`{faster['file']}` ({faster['name']}) is faster on this machine at batch 1 "
                   f"({faster['latency_b1_ms']:.3f} against {best['latency_b1_ms']:.3f} ms):",
                   "", "```", f"edge-infer run {faster['file']} {inputs}", "```", ""]
+    lines += ["On the device that will run it, `edge-infer tune "
+              f"{best['file']}` times onnxruntime's thread settings there at batch 1 (`-b N` "
+              "for another batch size) and records the fastest in the file, which `edge-infer "
+              "run` and the Python `Model` then use on that kind of machine.", ""]
     lines += ["## Reproduce", "", "The same steps as separate commands:", "", "```",
               *report["commands"], "```", "",
               "Stage times: " + ", ".join(f"{k} {v:.1f} s"

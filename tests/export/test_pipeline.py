@@ -60,6 +60,7 @@ def test_pipeline_writes_every_artifact_and_a_consistent_report(finished):
     md = (folder / "report.md").read_text()
     assert "| int8-static | `model.int8.onnx` |" in md and "![tradeoff](tradeoff.png)" in md
     assert "edge-infer quantize" in md and "edge-infer run model.int8.onnx inputs/" in md
+    assert "`edge-infer tune model.int8.onnx`" in md  # what to do on the device
     # The excluded layer and the per-layer errors are in both reports and the commands.
     # The first convolution (one channel) stays float32 too, as the static recipe keeps it.
     excluded = report["quantization"]["settings"]["exclude"]
