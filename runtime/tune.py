@@ -174,7 +174,8 @@ def tune(path: str | Path, config: TuneConfig = TuneConfig(),
                        provider_options=config.provider_options, dims=config.dims,
                        io_binding=config.io_binding, rate_hz=config.rate_hz, tuned=False,
                        runs=20, warmup=5, warmup_seconds=0.05)
-    probe = benchmark(path, base, inputs)  # how long a call takes, to size the rounds
+    # how long a call takes, back to back, to size the rounds
+    probe = benchmark(path, replace(base, rate_hz=None), inputs)
     call_s = probe.batches[0].latency_ms["p50"] / 1000
     per_call = max(call_s, 1.0 / config.rate_hz) if config.rate_hz else call_s
     runs = int(min(max(config.seconds / max(per_call, 1e-7), 50), 100_000))

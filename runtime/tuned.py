@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from . import protobuf as pb
 from .records import Record
@@ -229,23 +229,24 @@ def _length_field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | pb.LENGTH) + _varint(len(payload)) + payload
 
 
-def with_entries(buf: memoryview | bytes, entries: list[Tuned]) -> bytes:
-    """The serialized model ``buf`` with its :data:`KEY` entry replaced by ``entries`` (or
-    removed when empty). Every other field is copied byte for byte."""
-    out = bytearray()
-    for number, wire, value, first, past in pb.spans(buf):
-        if number == _METADATA_FIELD and wire == pb.LENGTH:
-            key = next((pb.text(buf, span) for n, w, span in pb.fields(buf, *value)  # type: ignore[misc]
-                        if n == _ENTRY_KEY and w == pb.LENGTH), None)
-            if key == KEY:
-                continue
-        out += buf[first:past]
+def with_entries(buf: memoryview | bytes, entries: list[Tuned]) -> Iterator[memoryview | bytes]:
+    """The serialized model ``buf`` in pieces, with its :data:`KEY` entry replaced by
+    ``entries`` (or removed when empty). Every other field is passed on byte for byte, as
+    views of ``buf``: a model of a gigabyte is not copied in memory."""
+    with memoryview(buf) as view:
+        for number, wire, value, first, past in pb.spans(view):
+            if number == _METADATA_FIELD and wire == pb.LENGTH:
+                key = next((pb.text(view, span) for n, w, span in pb.fields(view, *value)  # type: ignore[misc]
+                            if n == _ENTRY_KEY and w == pb.LENGTH), None)
+                if key == KEY:
+                    continue
+            with view[first:past] as piece:
+                yield piece
     if entries:
         text = json.dumps([e.to_dict() for e in entries], separators=(",", ":"))
         entry = (_length_field(_ENTRY_KEY, KEY.encode()) +
                  _length_field(_ENTRY_VALUE, text.encode()))
-        out += _length_field(_METADATA_FIELD, entry)
-    return bytes(out)
+        yield _length_field(_METADATA_FIELD, entry)
 
 
 def record(path: str, entry: Tuned | None, out: str | None = None,
@@ -254,18 +255,29 @@ def record(path: str, entry: Tuned | None, out: str | None = None,
     for the same kind of machine and keeping the others; with ``entry`` None, remove the
     entry of ``host`` (every entry when ``host`` is None too). Written under a temporary name
     and renamed. Returns the entries the file now holds."""
+    import contextlib
+    import mmap
+
     from .atomic import atomic_open
 
     with open(path, "rb") as fh:
-        data = fh.read()
-    entries = parse(_metadata_value(data, KEY))
-    if entry is not None:
-        entries = [e for e in entries if e.host != entry.host] + [entry]
-    elif host is not None:
-        entries = [e for e in entries if e.host != host]
-    else:
-        entries = []
-    new = with_entries(data, entries)
-    with atomic_open(out or path, "wb") as fh:
-        fh.write(new)
+        # Mapped, so that a large model is not read into memory; Windows cannot replace a
+        # mapped file, so there it is read.
+        data: Any = (fh.read() if os.name == "nt" else
+                     mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+    try:
+        entries = parse(_metadata_value(data, KEY))
+        if entry is not None:
+            entries = [e for e in entries if e.host != entry.host] + [entry]
+        elif host is not None:
+            entries = [e for e in entries if e.host != host]
+        else:
+            entries = []
+        pieces = with_entries(data, entries)
+        with atomic_open(out or path, "wb") as dst, contextlib.closing(pieces):
+            for piece in pieces:
+                dst.write(piece)
+    finally:
+        if not isinstance(data, bytes):
+            data.close()
     return entries
