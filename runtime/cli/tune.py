@@ -42,7 +42,8 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join([
         f"{Path(doc['model']).name} on {h['cpu']}, {h['cores']} cores; onnxruntime "
         f"{doc['onnxruntime']}, {doc['provider']}; batch {doc['batch_size']}, {pace}; "
-        f"{doc['rounds']} rounds of {doc['runs']:,} calls per setting",
+        f"{doc['rounds']} round{'s' if doc['rounds'] != 1 else ''} of {doc['runs']:,} calls "
+        "per setting",
         fmt(header), *(fmt(r) for r in rows)])
 
 
