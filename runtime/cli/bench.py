@@ -11,6 +11,7 @@ import click
 
 from ..errors import UsageError
 from . import debug_option
+from .columns import aligned
 from .options import parse_provider_options, provider_options
 
 
@@ -59,13 +60,6 @@ def table(doc: dict[str, Any]) -> str:
                          *([str(b["late"])] if paced else []),
                          "-" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.0f}",
                          "" if speed is None else f"{speed:.2f}x"])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    right = set(range(3, len(header)))
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
     m, c = doc["machine"], doc["config"]
     threads = "onnxruntime's default" if c["threads"] is None else c["threads"]
     how = "bound buffers (--io-binding)" if c.get("io_binding") else "Model.run"
@@ -77,7 +71,7 @@ def table(doc: dict[str, Any]) -> str:
     lines = [f"{m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}{options}; threads "
              f"{threads}{spin}; {how}, {c['runs']} runs {pace} after {c['warmup']} warm-up "
              f"runs and at least {c.get('warmup_seconds', 0):g} s",
-             *_tuned_lines(doc["results"]), fmt(header), *(fmt(row) for row in rows)]
+             *_tuned_lines(doc["results"]), *aligned([header, *rows], range(3, len(header)))]
     return "\n".join(lines)
 
 

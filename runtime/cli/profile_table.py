@@ -9,6 +9,7 @@ from typing import Any
 
 from ..profile import (NO_LAYER, LayerComparison, layer_times, nodes_by_provider,
                        profiler_cost_us, profiler_decides)
+from .columns import aligned
 
 
 def _us(value: float) -> str:
@@ -33,7 +34,6 @@ def operators_table(doc: dict[str, Any], top: int = 8) -> str:
             nodes = prof["nodes"]
             rows = [[n["op"], n["name"], n["provider"], _us(n["us"]), share(n["us"])]
                     for n in nodes[:top]]
-            widths = [max(len(row[i]) for row in rows) for i in range(5)] if rows else []
             lines = [f"where the time goes: {Path(r['model']).name}, batch {b['batch_size']} "
                      f"(onnxruntime's profiler; medians of {prof['calls']} calls, shares of "
                      "a profiled call)"]
@@ -43,9 +43,7 @@ def operators_table(doc: dict[str, Any], top: int = 8) -> str:
                 lines.append(f"  a profiled call took {_us(run)} against {_us(timed)} timed: "
                              f"the profiler adds about {_us(cost)} to each of the {len(nodes)} "
                              "nodes (in their figures)")
-            lines += ["  " + "  ".join(c.rjust(w) if i >= 3 else c.ljust(w)
-                                       for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-                      for row in rows]
+            lines += ["  " + line for line in aligned(rows, range(3, 5))]
             if len(nodes) > top:
                 rest = sum(n["us"] for n in nodes[top:])
                 lines.append(f"  ... {len(nodes) - top} more nodes: {_us(rest)} "
@@ -97,12 +95,9 @@ def _layer_comparisons(doc: dict[str, Any]) -> list[str]:
                 ratio = f" ({first / us:.2f}x)" if i and us and first else ""
                 cells.append("-" if us is None else f"{us:.1f}{ratio}")
             rows.append(cells)
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = [f"time per layer, batch {size} (us per call, the profiler's cost included; "
                  "in brackets: the first model's time over this one's)"]
-        lines += ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                                   for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-                  for row in rows]
+        lines += ["  " + line for line in aligned(rows, range(1, len(rows[0])))]
         change = table.biggest_change()
         if change is not None:
             layer, before, after = change

@@ -11,6 +11,7 @@ import click
 
 from ..errors import UsageError
 from . import debug_option
+from .columns import aligned
 from .bench import _load_input, _parse_dims
 from .options import parse_provider_options
 
@@ -31,12 +32,6 @@ def table(doc: dict[str, Any]) -> str:
                      " ".join(f"{v:.3f}" for v in t["p50_ms"]),
                      f"{t['median_cpu_percent']:.0f}",
                      f"{base['median_p50_ms'] / t['median_p50_ms']:.2f}x", mark])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if 0 < i < 5 else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
     h = doc["host"]
     pace = f"one call every {1000 / doc['rate_hz']:g} ms" if doc["rate_hz"] else "back to back"
     return "\n".join([
@@ -44,7 +39,7 @@ def table(doc: dict[str, Any]) -> str:
         f"{doc['onnxruntime']}, {doc['provider']}; batch {doc['batch_size']}, {pace}; "
         f"{doc['rounds']} round{'s' if doc['rounds'] != 1 else ''} of {doc['runs']:,} calls "
         "per setting",
-        fmt(header), *(fmt(r) for r in rows)])
+        *aligned([header, *rows], range(1, 5))])
 
 
 def summary(doc: dict[str, Any]) -> str:
