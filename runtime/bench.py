@@ -366,15 +366,15 @@ def compare(results: Sequence[BenchResult]) -> None:
 
 
 def machine() -> dict[str, Any]:
-    import os
     import platform
 
     import onnxruntime
 
-    from .tuned import cpu_name
+    from .tuned import this_host
 
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu_name(),
-            "cores": os.cpu_count(), "python": platform.python_version(),
+    host = this_host()  # what a tuned setting is recorded for (tuned.py)
+    return {"platform": platform.platform(), "machine": host.machine, "cpu": host.cpu,
+            "cores": host.cores, "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__}
 
 

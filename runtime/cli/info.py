@@ -22,9 +22,9 @@ def info_dict(info: Any) -> dict[str, Any]:
     from ..compat import requirements
     from ..tuned import KEY, parse, this_host
 
-    here = this_host()
-    tuned = [e.to_dict() | {"this_machine": e.host == here}
-             for e in parse(info.metadata.get(KEY))]
+    entries = parse(info.metadata.get(KEY))
+    here = this_host() if entries else None  # reads /proc/cpuinfo: only when there is a need
+    tuned = [e.to_dict() | {"this_machine": e.host == here} for e in entries]
     return {
         "path": info.path,
         "size_bytes": info.size_bytes,
