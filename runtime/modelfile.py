@@ -307,12 +307,7 @@ def _parse_model(buf: memoryview, info: ModelInfo) -> None:
                     version = pb.signed(v)  # type: ignore[arg-type]
             info.opsets[domain or "ai.onnx"] = version
         elif number == 14:
-            key = val = ""
-            for n, _, v in pb.fields(buf, *value):  # type: ignore[misc]
-                if n == 1:
-                    key = pb.text(buf, v)  # type: ignore[arg-type]
-                elif n == 2:
-                    val = pb.text(buf, v)  # type: ignore[arg-type]
+            key, val = pb.string_pair(buf, value)  # type: ignore[arg-type]
             info.metadata[key] = val
 
 

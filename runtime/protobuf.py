@@ -93,3 +93,16 @@ def packed_varints(buf: memoryview | bytes, span: tuple[int, int]) -> list[int]:
         value, pos = read_varint(buf, pos, span[1])
         out.append(signed(value))
     return out
+
+
+def string_pair(buf: memoryview | bytes, span: tuple[int, int]) -> tuple[str, str]:
+    """The two strings of a message whose fields 1 and 2 are strings (a map entry, ONNX's
+    ``StringStringEntryProto``); a missing one, or one of another wire type, reads as ""."""
+    key = value = ""
+    for number, wire, inner in fields(buf, *span):
+        if wire == LENGTH and number in (1, 2):
+            if number == 1:
+                key = text(buf, inner)  # type: ignore[arg-type]
+            else:
+                value = text(buf, inner)  # type: ignore[arg-type]
+    return key, value

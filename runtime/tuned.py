@@ -149,18 +149,10 @@ def _metadata_value(buf: memoryview | bytes, key: str) -> str | None:
     protobuf's parsers keep it), or None."""
     found = None
     for number, wire, value in pb.fields(buf):
-        if number != _METADATA_FIELD or wire != pb.LENGTH:
-            continue
-        k = v = None
-        for n, w, span in pb.fields(buf, *value):  # type: ignore[misc]
-            if w != pb.LENGTH:
-                continue
-            if n == _ENTRY_KEY:
-                k = pb.text(buf, span)  # type: ignore[arg-type]
-            elif n == _ENTRY_VALUE:
-                v = pb.text(buf, span)  # type: ignore[arg-type]
-        if k == key:
-            found = v or ""
+        if number == _METADATA_FIELD and wire == pb.LENGTH:
+            k, v = pb.string_pair(buf, value)  # type: ignore[arg-type]
+            if k == key:
+                found = v
     return found
 
 
@@ -235,11 +227,9 @@ def with_entries(buf: memoryview | bytes, entries: list[Tuned]) -> Iterator[memo
     views of ``buf``: a model of a gigabyte is not copied in memory."""
     with memoryview(buf) as view:
         for number, wire, value, first, past in pb.spans(view):
-            if number == _METADATA_FIELD and wire == pb.LENGTH:
-                key = next((pb.text(view, span) for n, w, span in pb.fields(view, *value)  # type: ignore[misc]
-                            if n == _ENTRY_KEY and w == pb.LENGTH), None)
-                if key == KEY:
-                    continue
+            if (number == _METADATA_FIELD and wire == pb.LENGTH
+                    and pb.string_pair(view, value)[0] == KEY):  # type: ignore[arg-type]
+                continue
             with view[first:past] as piece:
                 yield piece
     if entries:
